@@ -1,0 +1,3 @@
+from initlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The ``initlab`` command: ``run`` (a Hydra application), ``list``, ``plot``, ``sweep-index``, ``check``.
+
+``initlab run [-m] [overrides...]`` hands its arguments to Hydra unchanged, so everything Hydra offers
+(``--help``, ``--cfg job``, ``-m`` sweeps, launchers) works. The other sub-commands are plain argparse
+programs that only read what runs left on disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from initlab.config import ConfigError, config_dir, group_options, groups
+from initlab.data import DataError
+
+USER_ERRORS = (ConfigError, DataError)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def error(message: str) -> None:
+    print(f"initlab: error: {message}", file=sys.stderr)
+
+
+def _task(cfg: DictConfig) -> None:
+    """Hydra's task function: one job of ``initlab run``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from initlab.storage import SUMMARY_FILE, write_json
+    from initlab.train import train
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
+    try:
+        summary = train(cfg, run_dir)
+    except USER_ERRORS as exc:
+        write_json(
+            run_dir / SUMMARY_FILE,
+            {"status": "failed", "steps_done": 0, "error": str(exc), "seed": cfg.get("seed")},
+        )
+        error(where + str(exc))
+        if multirun:
+            return
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        if not multirun:
+            raise
+        error(f"{where}failed: {type(exc).__name__}: {exc}")  # recorded in summary.json by train()
+        return
+    if summary["status"] == "interrupted":
+        if multirun:
+            raise KeyboardInterrupt
+        sys.exit(EXIT_INTERRUPTED)
+    if not multirun:
+        print(
+            f"initlab: {summary['status']} after {summary['steps_done']} steps: "
+            f"test accuracy {summary.get('final_test_accuracy', float('nan')):.4f}; run directory {run_dir}"
+        )
+
+
+def cmd_run(argv: list[str]) -> int:
+    """Train one network (or sweep with -m); arguments go to Hydra."""
+    import hydra
+
+    app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
+    sys.argv = ["initlab run", *argv]
+    app()
+    return 0
+
+
+def _describe(path: Path) -> str:
+    """The first comment line of a config file, if any."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+        if line.strip() and not line.startswith("defaults") and not line.startswith("  -"):
+            break
+    return ""
+
+
+def cmd_list(argv: list[str]) -> int:
+    """Print every config group with its options (read from conf/)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="initlab list", description=cmd_list.__doc__)
+    parser.add_argument("group", nargs="?", choices=groups(), help="only this group")
+    args = parser.parse_args(argv)
+    for group in [args.group] if args.group else groups():
+        print(f"{group}:")
+        for option in group_options(group):
+            text = _describe(config_dir() / group / f"{option}.yaml")
+            print(f"  {option:<18} {text}".rstrip())
+    return 0
+
+
+# name -> "module:function" (imported on demand, so `initlab run` does not load matplotlib)
+COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "plot": "initlab.plots:main",
+    "sweep-index": "initlab.sweep:main",
+    "check": "initlab.claims:main",
+}
+HELP = {
+    "run": "train one network (or a sweep with -m) from Hydra configs; `initlab run --help`",
+    "list": "print the options of every config group",
+    "plot": "draw the figures of run or sweep directories from their logs",
+    "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
+    "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+}
+
+
+def usage() -> str:
+    lines = ["usage: initlab COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<12} {HELP[name]}" for name in COMMANDS]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else EXIT_USER_ERROR
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        error(f"unknown command {name!r}: expected one of {', '.join(COMMANDS)}")
+        return EXIT_USER_ERROR
+    command = COMMANDS[name]
+    if isinstance(command, str):
+        module, func = command.split(":")
+        command = getattr(importlib.import_module(module), func)
+    try:
+        return int(command(rest) or 0)
+    except USER_ERRORS as exc:
+        error(str(exc))
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

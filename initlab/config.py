@@ -1,0 +1,142 @@
+"""Where the configs live, and the checks a composed config must pass before anything runs.
+
+Hydra already refuses unknown group options (``init=foo`` prints its "Available options" list); this
+module checks the values inside the groups. Each rule is one line of a table: the key, a predicate and the
+allowed values in words, so a bad value gives one clear line such as
+``model.depth=0 is not allowed: expected an integer >= 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message names the value and what is allowed."""
+
+
+def config_dir() -> Path:
+    """The ``conf/`` directory (shipped inside the wheel as the package ``initlab.conf``)."""
+    return Path(str(files("initlab.conf")))
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group, read from ``conf/<group>/*.yaml``."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def groups() -> list[str]:
+    """Every config group (a sub-directory of ``conf/`` holding YAML files)."""
+    return sorted(p.name for p in config_dir().iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
+
+def _int(lo: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _num(
+    lo: float, hi: float | None = None, lo_open: bool = False, hi_open: bool = True
+) -> Callable[[Any], bool]:
+    def ok(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return False
+        above = v > lo if lo_open else v >= lo
+        below = hi is None or (v < hi if hi_open else v <= hi)
+        return above and below
+
+    return ok
+
+
+def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in allowed), "one of " + ", ".join(map(str, allowed))
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
+    """Allowed values are the keys of a registry (imported lazily to keep this module light)."""
+    from initlab import data, inits, models, train
+
+    table = {
+        "init": inits.INITS,
+        "act": models.ACTIVATIONS,
+        "model": models.MODELS,
+        "data": data.LOADERS,
+        "optim": train.OPTIMIZERS,
+    }[name]
+    return (lambda v: v in table), "one of " + ", ".join(sorted(table))
+
+
+# (key, predicate, allowed values in words); keys that are absent from the config are skipped.
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("seed", _int(0), "an integer >= 0"),
+    ("device", *_one_of("cpu", "cuda", "auto")),
+    ("model.depth", _int(1), "an integer >= 1"),
+    ("model.width", _int(1), "an integer >= 1"),
+    ("model.norm", *_one_of("none", "batch", "layer")),
+    ("model.norm_position", *_one_of("before", "after")),
+    ("model.bias", *_one_of(True, False)),
+    ("model.bn_momentum", _num(0, 1, hi_open=False), "a number in [0, 1]"),
+    ("model.bn_eps", _num(0, lo_open=True), "a number > 0"),
+    ("model.dropout", _num(0, 1), "a probability in [0, 1)"),
+    ("model.input_dropout", _num(0, 1), "a probability in [0, 1)"),
+    ("init.distribution", *_one_of("uniform", "normal")),
+    ("init.mode", *_one_of("fan_in", "fan_out")),
+    ("init.std", _num(0, lo_open=True), "a number > 0"),
+    ("init.gain", _optional(_num(0, lo_open=True)), "null or a number > 0"),
+    ("init.value", _num(float("-inf")), "a number"),
+    ("init.bias", _num(float("-inf")), "a number"),
+    ("init.tol", _num(0, lo_open=True), "a number > 0"),
+    ("init.max_iter", _int(1), "an integer >= 1"),
+    ("init.batch_size", _int(2), "an integer >= 2"),
+    ("act.negative_slope", _num(0), "a number >= 0"),
+    ("data.n_train", _optional(_int(1)), "an integer >= 1"),
+    ("data.n_test", _optional(_int(1)), "an integer >= 1"),
+    ("data.test_fraction", _num(0, 1, lo_open=True), "a number in (0, 1)"),
+    ("data.dim", _int(1), "an integer >= 1"),
+    ("data.n_classes", _int(2), "an integer >= 2"),
+    ("data.augment.noise", _num(0), "a number >= 0"),
+    ("data.augment.rotate", _num(0, 180, hi_open=False), "a number of degrees in [0, 180]"),
+    ("data.augment.shift", _num(0), "a number of pixels >= 0"),
+    ("optim.lr", _num(0, lo_open=True), "a number > 0"),
+    ("optim.momentum", _num(0, 1), "a number in [0, 1)"),
+    ("optim.weight_decay", _num(0), "a number >= 0"),
+    ("train.steps", _int(0), "an integer >= 0"),
+    ("train.batch_size", _int(1), "an integer >= 1"),
+    ("train.eval_every", _int(1), "an integer >= 1"),
+    ("train.eval_examples", _optional(_int(1)), "null or an integer >= 1"),
+    ("reg.l2", _num(0), "a number >= 0"),
+    ("reg.l1", _num(0), "a number >= 0"),
+    ("reg.entropy", _num(0), "a number >= 0"),
+    ("reg.max_norm", _optional(_num(0, lo_open=True)), "null or a number > 0"),
+    ("probe.schedule", *_one_of("log", "every", "list")),
+    ("probe.points", _int(1), "an integer >= 1"),
+    ("probe.every", _int(1), "an integer >= 1"),
+    ("probe.bins", _int(2), "an integer >= 2"),
+    ("probe.fixed_batch", _int(0), "an integer >= 0 (0: probe the training batch)"),
+]
+REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first value that is not allowed."""
+    for group in REGISTRY_KEYS:
+        ok, allowed = _registry(group)
+        value = OmegaConf.select(cfg, f"{group}.name")
+        if not ok(value):
+            raise ConfigError(f"{group}.name={value} is not allowed: expected {allowed}")
+    for key, ok, allowed in RULES:
+        sentinel = object()
+        value = OmegaConf.select(cfg, key, default=sentinel)
+        if value is not sentinel and not ok(value):
+            raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
+    steps = OmegaConf.select(cfg, "probe.steps", default=[]) or []
+    if any(not _int(0)(s) for s in steps):
+        raise ConfigError(f"probe.steps={list(steps)} is not allowed: expected a list of integers >= 0")

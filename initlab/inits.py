@@ -1,0 +1,170 @@
+"""Weight-initialization schemes, one small named function each.
+
+Every scheme fills the weight matrix ``W`` (shape ``n_out x n_in``) of one ``nn.Linear`` in place and
+delegates to :mod:`torch.nn.init` wherever torch implements it. ``n_in`` is the fan-in, ``n_out`` the
+fan-out. The ``gain`` of a scheme follows the activation (``torch.nn.init.calculate_gain`` where torch
+defines one, 1 elsewhere) unless the config sets ``init.gain``.
+
+==================  ================================================  ========================================
+scheme              Var[W]                                            source
+==================  ================================================  ========================================
+``zeros``           0                                                 (symmetry is never broken)
+``constant``        0 (every weight = ``value``)                      (symmetry is never broken)
+``normal``          std² (fixed, the naive "small random numbers")    folklore; Ioffe & Szegedy 2015 Fig. 1
+``standard``        1/(3·n_in): U[-1/√n_in, 1/√n_in]                   Glorot & Bengio 2010, Eq. 1
+``lecun``           1/n_in                                            LeCun et al. 1998, "Efficient BackProp"
+``xavier``          gain²·2/(n_in+n_out)                              Glorot & Bengio 2010, Eq. 16
+``kaiming``         gain²/n_in (``fan_in``) or gain²/n_out            He et al. 2015, Eqs. 10 and 14
+``orthogonal``      gain²/n_in for square W (all singular values =    Saxe et al. 2014
+                    gain)
+``torch_default``   1/(3·n_in), nonzero bias                          what ``nn.Linear`` does on its own
+``lsuv``            orthogonal, then rescaled to unit output variance  Mishkin & Matas 2016
+==================  ================================================  ========================================
+
+Biases are set to ``init.bias`` (default 0, as in all the papers) except by ``torch_default``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+InitFn = Callable[[torch.Tensor, DictConfig, float], None]
+
+
+def activation_gain(act: DictConfig) -> float:
+    """The recommended gain of an activation: ``torch.nn.init.calculate_gain`` where defined, else 1.
+
+    torch defines it for linear (1), sigmoid (1), tanh (5/3), relu (√2), leaky_relu (√(2/(1+a²))) and
+    selu (3/4); softsign, elu, gelu and silu get 1.
+    """
+    try:
+        return nn.init.calculate_gain(act.name, act.get("negative_slope", None))
+    except ValueError:
+        return 1.0
+
+
+def _zeros(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """W = 0."""
+    nn.init.zeros_(w)
+
+
+def _constant(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """W = value for every weight."""
+    nn.init.constant_(w, cfg.value)
+
+
+def _normal(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """W ~ N(0, std²) with a fixed std, whatever the layer's size."""
+    nn.init.normal_(w, 0.0, cfg.std)
+
+
+def _standard(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """Glorot & Bengio's heuristic (their Eq. 1): W ~ U[-1/√n_in, 1/√n_in], so n_in·Var[W] = 1/3."""
+    bound = 1.0 / math.sqrt(w.shape[1])
+    nn.init.uniform_(w, -bound, bound)
+
+
+def _lecun(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """Calibrated init Var[W] = 1/n_in (LeCun et al. 1998): keeps the forward variance of a linear net."""
+    if cfg.distribution == "uniform":
+        nn.init.kaiming_uniform_(w, mode="fan_in", nonlinearity="linear")
+    else:
+        nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="linear")
+
+
+def _xavier(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """Glorot & Bengio's normalized init (Eq. 16): Var[W] = gain²·2/(n_in+n_out).
+
+    ``uniform``: W ~ U[±gain·√6/√(n_in+n_out)]; ``normal``: W ~ N(0, gain²·2/(n_in+n_out)).
+    """
+    if cfg.distribution == "uniform":
+        nn.init.xavier_uniform_(w, gain=gain)
+    else:
+        nn.init.xavier_normal_(w, gain=gain)
+
+
+def _kaiming(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """He et al. 2015: Var[W] = gain²/fan, fan = n_in (Eq. 10, forward) or n_out (Eq. 14, backward).
+
+    With ReLU, gain² = 2: ½·n·Var[W] = 1. torch's ``kaiming_*_`` with ``nonlinearity="linear"`` gives
+    Var = 1/fan; the result is then scaled by ``gain`` so any gain (also one set by hand) is honoured.
+    """
+    fill = nn.init.kaiming_uniform_ if cfg.distribution == "uniform" else nn.init.kaiming_normal_
+    fill(w, mode=cfg.mode, nonlinearity="linear")
+    with torch.no_grad():
+        w.mul_(gain)
+
+
+def _orthogonal(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """Saxe et al. 2014: W = gain·Q with Q (semi-)orthogonal, so every singular value equals gain."""
+    nn.init.orthogonal_(w, gain=gain)
+
+
+def _lsuv_start(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """LSUV's first stage: an orthonormal matrix (gain 1); :func:`lsuv` then rescales on data."""
+    nn.init.orthogonal_(w, gain=1.0)
+
+
+INITS: dict[str, InitFn] = {
+    "zeros": _zeros,
+    "constant": _constant,
+    "normal": _normal,
+    "standard": _standard,
+    "lecun": _lecun,
+    "xavier": _xavier,
+    "kaiming": _kaiming,
+    "orthogonal": _orthogonal,
+    "lsuv": _lsuv_start,
+    "torch_default": lambda w, cfg, gain: None,  # nn.Linear.reset_parameters() already ran
+}
+
+
+def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
+    """Initialize one linear layer's weight (and bias) with the scheme ``cfg.name``."""
+    gain = cfg.get("gain", None)
+    gain = activation_gain(act) if gain is None else float(gain)
+    INITS[cfg.name](layer.weight, cfg, gain)
+    if layer.bias is not None and cfg.name != "torch_default":
+        nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
+
+
+def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:
+    """Initialize every linear layer of a model (LSUV's data-driven stage is :func:`lsuv`)."""
+    for layer in linears:
+        init_linear(layer, cfg, act)
+
+
+@torch.no_grad()
+def lsuv(
+    model: nn.Module, linears: list[nn.Linear], x: torch.Tensor, tol: float, max_iter: int
+) -> list[float]:
+    """Layer-sequential unit-variance rescaling (Mishkin & Matas 2016, Algorithm 1).
+
+    For each linear layer in forward order: run the batch ``x`` through the model, measure the variance
+    of that layer's output and divide W by √Var until |Var − 1| < tol or ``max_iter`` passes. The model
+    is run in eval mode (no dropout, batch norm on running stats) so no random state is consumed.
+    Returns each layer's final output variance.
+    """
+    was_training = model.training
+    model.eval()
+    final: list[float] = []
+    for layer in linears:
+        seen: dict[str, torch.Tensor] = {}
+        handle = layer.register_forward_hook(lambda m, i, o, seen=seen: seen.__setitem__("out", o))
+        try:
+            for it in range(max_iter + 1):
+                model(x)
+                var = seen["out"].var().item()
+                if not math.isfinite(var) or var == 0 or abs(var - 1.0) < tol or it == max_iter:
+                    break
+                layer.weight.div_(math.sqrt(var))
+        finally:
+            handle.remove()
+        final.append(var)
+    model.train(was_training)
+    return final

@@ -1,0 +1,315 @@
+"""Per-layer probes: what Glorot & Bengio (2010) and Ioffe & Szegedy (2015) measured inside their nets.
+
+For every hidden layer l (1 = first) and the output layer (l = depth + 1), at the scheduled steps:
+
+==================  ===========================================================================
+``weight``          the layer's weights W_l (after ``step`` updates)
+``preact``          the input of the nonlinearity (after batch norm when it sits before it);
+                    for the output layer, the logits
+``act``             the nonlinearity's output, before dropout; for the output layer, softmax(logits)
+``grad_preact``     the back-propagated gradient ∂L/∂preact (Glorot & Bengio's ∂Cost/∂s, Fig. 7)
+``grad_weight``     ∂L/∂W_l (their Fig. 8)
+==================  ===========================================================================
+
+Statistics of each: mean, std, min, max, percentiles p02 p15 p50 p85 p98 (Ioffe & Szegedy's Fig. 1 bands
+are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated`` (``act`` of tanh: |a| > 0.99, sigmoid:
+a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n`` (values) and ``n_nonfinite`` (inf/NaN,
+left out of every other statistic). Percentiles are exact up to 65,536 values and taken on an evenly
+strided subsample of that size above it (weight matrices); all other statistics use every value.
+
+Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
+histograms of different steps are comparable (and stack into a heat map): [0, 1] or [-1, 1] for the
+``act`` of sigmoid / tanh, softsign and for softmax outputs; otherwise the first probe's [min, max]
+widened by half its span on each side. Values outside the range are counted in ``underflow`` and
+``overflow``; with the stored edges a plot redraws the papers' normalized histograms exactly.
+
+When: step 0 (the initialized net) and a schedule from ``conf/probe/``: ``log`` (about ``points`` steps,
+log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at step s reads the real
+training step that performs update s+1 (its forward and backward pass, no extra pass); with
+``fixed_batch: N`` it instead runs one extra forward/backward pass on N fixed test examples, with the random
+state, batch-norm buffers and gradients restored afterwards, so the training trajectory is unchanged either
+way. All statistics of a step are computed on the tensors' device and moved to the CPU in one transfer
+(the first probe needs one more, for the histogram ranges).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from initlab.models import MLP
+from initlab.storage import HISTS_FILE, LAYERS_FILE, ParquetLog
+
+QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight")
+PERCENTILES = (0.02, 0.15, 0.50, 0.85, 0.98)
+STATS = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "p02",
+    "p15",
+    "p50",
+    "p85",
+    "p98",
+    "frac_zero",
+    "frac_saturated",
+    "n",
+    "n_nonfinite",
+)
+MAX_QUANTILE_VALUES = 65_536
+
+SATURATION: dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": lambda a: a.abs() > 0.99,
+    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
+    "softsign": lambda a: a.abs() > 0.9,
+}
+BOUNDED_RANGE: dict[str, tuple[float, float]] = {
+    "tanh": (-1.0, 1.0),
+    "softsign": (-1.0, 1.0),
+    "sigmoid": (0.0, 1.0),
+}
+
+
+def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
+    """The sorted steps at which to probe, always including 0, none above ``total_steps``."""
+    if cfg.schedule == "every":
+        steps = set(range(0, total_steps + 1, cfg.every))
+    elif cfg.schedule == "list":
+        steps = {int(s) for s in cfg.steps if 0 <= int(s) <= total_steps}
+    else:  # log: 0, then about `points` - 1 log-spaced steps in [1, total_steps]
+        n = max(cfg.points - 1, 1)
+        steps = set(np.unique(np.round(np.geomspace(1, max(total_steps, 1), n))).astype(int).tolist())
+        steps = {s for s in steps if s <= total_steps}
+    return sorted(steps | {0})
+
+
+def tensor_stats(
+    x: Tensor, lo: float, hi: float, bins: int, saturated: Callable[[Tensor], Tensor] | None
+) -> Tensor:
+    """One vector on ``x``'s device: the :data:`STATS` followed by ``bins`` counts, underflow, overflow."""
+    v = x.detach().reshape(-1).float()
+    fin = torch.isfinite(v)
+    n_fin = fin.sum()
+    nf = n_fin.clamp(min=1).float()
+    mean = torch.where(fin, v, 0.0).sum() / nf
+    var = torch.where(fin, v - mean, 0.0).pow(2).sum() / (nf - 1).clamp(min=1)
+    vmin = torch.where(fin, v, math.inf).min()
+    vmax = torch.where(fin, v, -math.inf).max()
+    stride = max(1, math.ceil(v.numel() / MAX_QUANTILE_VALUES))
+    sub = v[::stride]
+    q = torch.nanquantile(
+        torch.where(torch.isfinite(sub), sub, math.nan), torch.tensor(PERCENTILES, device=v.device)
+    )
+    frac_zero = (v == 0).sum() / nf
+    frac_sat = (
+        (saturated(v) & fin).sum() / nf if saturated is not None else torch.tensor(math.nan, device=v.device)
+    )
+    n = torch.tensor(float(v.numel()), device=v.device)
+    parked = torch.where(fin, v, lo - (hi - lo))  # non-finite values land outside the histogram range
+    hist = torch.histc(parked, bins=bins, min=lo, max=hi)
+    under = ((v < lo) & fin).sum()
+    over = ((v > hi) & fin).sum()
+    head = torch.stack([mean, var.sqrt(), vmin, vmax, *q, frac_zero, frac_sat, n, n - n_fin.float()])
+    return torch.cat([head.float(), hist.float(), torch.stack([under, over]).float()])
+
+
+@dataclass
+class ProbedLayer:
+    index: int  # 1 = first hidden layer, depth + 1 = output layer
+    name: str  # module path of the linear layer
+    linear: nn.Linear
+    act: nn.Module | None  # the activation module (None for the output layer)
+
+
+class Probe:
+    """Hooks that capture a model's per-layer tensors at scheduled steps and log their statistics."""
+
+    def __init__(self, model: MLP, act_name: str, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.act_name = act_name
+        self.steps = set(schedule(cfg, total_steps))
+        self.layers = [
+            ProbedLayer(i + 1, f"hidden.{i}.linear", block.linear, block.act)
+            for i, block in enumerate(model.hidden)
+        ]
+        self.layers.append(ProbedLayer(len(model.hidden) + 1, "out", model.out, None))
+        self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
+        self.layers_log = ParquetLog(run_dir / LAYERS_FILE)
+        self.hists_log = ParquetLog(run_dir / HISTS_FILE)
+        self._captured: dict[tuple[int, str], Tensor] = {}
+        self._warned = False
+
+    def wants(self, step: int) -> bool:
+        return step in self.steps
+
+    # -- capture ---------------------------------------------------------------------------------------
+    def _keep(self, layer: int, quantity: str, t: Tensor) -> None:
+        self._captured[(layer, quantity)] = t.detach()
+
+    def _hook(self, layer: int, output: bool) -> Callable:
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+            pre = out if output else inputs[0]
+            self._keep(layer, "preact", pre)
+            self._keep(layer, "act", torch.softmax(out.detach(), dim=-1) if output else out)
+            if pre.requires_grad:
+                pre.register_hook(lambda g: self._keep(layer, "grad_preact", g))
+
+        return hook
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """While active, forward/backward passes record every layer's tensors."""
+        handles = [
+            (p.linear if p.act is None else p.act).register_forward_hook(self._hook(p.index, p.act is None))
+            for p in self.layers
+        ]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def probe_fixed_batch(self, model: nn.Module, loss_of: Callable[[Tensor], Tensor], step: int) -> None:
+        """An extra forward/backward pass (``loss_of(model)``) that leaves no trace on the training run."""
+        buffers = [b.detach().clone() for b in model.buffers()]
+        devices = (
+            [torch.cuda.current_device()]
+            if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters())
+            else []
+        )
+        with torch.random.fork_rng(devices=devices), self.capture():
+            grads = [p.grad for p in model.parameters()]
+            for p in model.parameters():
+                p.grad = None
+            loss_of(model).backward()
+            self.record(step)
+            for p, g in zip(model.parameters(), grads, strict=True):
+                p.grad = g
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+
+    # -- statistics ------------------------------------------------------------------------------------
+    def _tensors(self) -> dict[tuple[int, str], Tensor]:
+        out = dict(self._captured)
+        for p in self.layers:
+            out[(p.index, "weight")] = p.linear.weight.detach()
+            if p.linear.weight.grad is not None:
+                out[(p.index, "grad_weight")] = p.linear.weight.grad.detach()
+        return out
+
+    def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
+        todo = []
+        for key in tensors:
+            layer, quantity = key
+            if key in self.ranges:
+                continue
+            if quantity == "act" and layer == len(self.layers):
+                self.ranges[key] = (0.0, 1.0)
+            elif quantity == "act" and self.act_name in BOUNDED_RANGE:
+                self.ranges[key] = BOUNDED_RANGE[self.act_name]
+            else:
+                todo.append(key)
+        if not todo:
+            return
+        ext = (
+            torch.stack(
+                [
+                    torch.stack(
+                        [
+                            torch.where(torch.isfinite(v), v, math.inf).min(),
+                            torch.where(torch.isfinite(v), v, -math.inf).max(),
+                        ]
+                    )
+                    for v in (tensors[k].reshape(-1).float() for k in todo)
+                ]
+            )
+            .cpu()
+            .tolist()
+        )
+        for key, (lo, hi) in zip(todo, ext, strict=True):
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                lo, hi = -1.0, 1.0
+            span = hi - lo
+            if span <= 0:
+                span = max(abs(lo), 1e-12)
+            self.ranges[key] = (lo - span / 2, hi + span / 2)
+
+    def record(self, step: int) -> None:
+        """Compute and append the statistics of everything captured for ``step`` (then forget it)."""
+        tensors = self._tensors()
+        self._captured = {}
+        self._set_ranges(tensors)
+        bins = self.cfg.bins
+        keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        rows = (
+            torch.stack(
+                [
+                    tensor_stats(
+                        tensors[k],
+                        *self.ranges[k],
+                        bins,
+                        SATURATION.get(self.act_name) if k[1] == "act" and k[0] < len(self.layers) else None,
+                    )
+                    for k in keys
+                ]
+            )
+            .cpu()
+            .numpy()
+        )
+        by_index = {p.index: p for p in self.layers}
+        layer_rows, hist_rows = [], []
+        for (layer, quantity), values in zip(keys, rows, strict=True):
+            p = by_index[layer]
+            stats = dict(zip(STATS, values[: len(STATS)].tolist(), strict=True))
+            stats["n"], stats["n_nonfinite"] = int(stats["n"]), int(stats["n_nonfinite"])
+            if stats["n_nonfinite"] == stats["n"]:
+                stats.update({s: math.nan for s in STATS if s not in ("n", "n_nonfinite")})
+            layer_rows.append(
+                {
+                    "step": step,
+                    "layer": layer,
+                    "name": p.name,
+                    "quantity": quantity,
+                    "fan_in": p.linear.in_features,
+                    "fan_out": p.linear.out_features,
+                    **stats,
+                }
+            )
+            lo, hi = self.ranges[(layer, quantity)]
+            counts = values[len(STATS) :]
+            hist_rows.append(
+                {
+                    "step": step,
+                    "layer": layer,
+                    "quantity": quantity,
+                    "edges": np.linspace(lo, hi, bins + 1).tolist(),
+                    "counts": counts[:bins].astype(np.int64).tolist(),
+                    "underflow": int(counts[bins]),
+                    "overflow": int(counts[bins + 1]),
+                    "n_nonfinite": stats["n_nonfinite"],
+                }
+            )
+            if stats["n_nonfinite"] and not self._warned:
+                warnings.warn(
+                    f"step {step}: non-finite values in layer {layer} {quantity} "
+                    f"({stats['n_nonfinite']} of {stats['n']}); counted in n_nonfinite",
+                    stacklevel=2,
+                )
+                self._warned = True
+        self.layers_log.append(layer_rows)
+        self.hists_log.append(hist_rows)
+
+    def close(self) -> None:
+        self.layers_log.close()
+        self.hists_log.close()
