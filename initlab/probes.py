@@ -11,6 +11,18 @@ For every hidden layer l (1 = first) and the output layer (l = depth + 1), at th
 ``grad_weight``     ∂L/∂W_l (their Fig. 8)
 ==================  ===========================================================================
 
+Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), stored like the others:
+
+==================  ===========================================================================
+``jacobian``        layer l (2..depth): the singular values of J = ∂z^l/∂z^(l-1) = diag(f'(s^l))·W_l
+                    for the first ``jacobian_examples`` examples of the probed batch; ``mean`` is
+                    Glorot & Bengio's "average singular value" (≈0.5 standard, ≈0.8 normalized init).
+                    Batch/layer norm inside the block is ignored (J of the linear→activation path).
+``unit_distance``   the Euclidean distances between the incoming weight vectors of every pair of
+                    units of the layer (first 512 units); ``max`` = 0 means the units are identical:
+                    symmetry was never broken (zero or constant init).
+==================  ===========================================================================
+
 Statistics of each: mean, std, min, max, percentiles p02 p15 p50 p85 p98 (Ioffe & Szegedy's Fig. 1 bands
 are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated`` (``act`` of tanh: |a| > 0.99, sigmoid:
 a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n`` (values) and ``n_nonfinite`` (inf/NaN,
@@ -49,7 +61,7 @@ from torch import Tensor, nn
 from initlab.models import MLP
 from initlab.storage import HISTS_FILE, LAYERS_FILE, ParquetLog
 
-QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight")
+QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 PERCENTILES = (0.02, 0.15, 0.50, 0.85, 0.98)
 STATS = (
     "mean",
@@ -137,7 +149,9 @@ class Probe:
     def __init__(self, model: MLP, act_name: str, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
         self.cfg = cfg
         self.act_name = act_name
-        self.steps = set(schedule(cfg, total_steps))
+        # A training-pass probe at step s needs the pass of update s+1: the last probe-able step is steps-1.
+        last = total_steps if cfg.fixed_batch else max(total_steps - 1, 0)
+        self.steps = set(schedule(cfg, last))
         self.layers = [
             ProbedLayer(i + 1, f"hidden.{i}.linear", block.linear, block.act)
             for i, block in enumerate(model.hidden)
@@ -206,7 +220,23 @@ class Probe:
             out[(p.index, "weight")] = p.linear.weight.detach()
             if p.linear.weight.grad is not None:
                 out[(p.index, "grad_weight")] = p.linear.weight.grad.detach()
+            if self.cfg.get("unit_distance", False):
+                w = p.linear.weight.detach()[:512]
+                out[(p.index, "unit_distance")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
+            if self.cfg.get("jacobian", False) and p.act is not None and p.index > 1:
+                out[(p.index, "jacobian")] = self._jacobian_singular_values(p)
         return out
+
+    def _jacobian_singular_values(self, p: ProbedLayer) -> Tensor:
+        """Singular values of diag(f'(s))·W for the first examples of the captured pre-activations."""
+        pre = self._captured.get((p.index, "preact"))
+        if pre is None:
+            return p.linear.weight.new_full((1,), math.nan)
+        s = pre[: self.cfg.get("jacobian_examples", 8)].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (slope,) = torch.autograd.grad(p.act(s).sum(), s)  # f'(s), elementwise activations
+        jac = slope.unsqueeze(-1) * p.linear.weight.detach().unsqueeze(0)
+        return torch.linalg.svdvals(jac.float()).reshape(-1)
 
     def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
         todo = []

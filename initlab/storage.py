@@ -7,15 +7,18 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 * ``hists.parquet``   -- one row per (step, layer, quantity): bin edges, counts, under/overflow;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions.
 
-The Parquet files are appended to one row group at a time while the run goes, so memory stays flat and a
-run stopped by Ctrl-C, SIGTERM or divergence keeps every row written before it stopped (the file is
-closed on the way out). ``summary.json`` is replaced atomically (write, then rename).
+The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
+``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
+Ctrl-C, SIGTERM). Memory stays flat, a live run can be read, and even a hard-killed run keeps its flushed
+parts (:func:`load_run` reads them). ``summary.json`` is replaced atomically (write, then rename).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,27 +35,58 @@ SUMMARY_FILE = "summary.json"
 
 
 class ParquetLog:
-    """Append-only Parquet file: each :meth:`append` writes one row group to disk."""
+    """Append-only Parquet log that survives any stop.
 
-    def __init__(self, path: Path) -> None:
+    Rows are buffered and flushed when ``max_rows`` have gathered or ``max_seconds`` have passed since the
+    last flush. Each flush writes one complete small Parquet file into ``<name>.parts/`` (atomically), so
+    a live run can be read while it trains and even a hard-killed run keeps every flushed row.
+    :meth:`close` merges the parts, one row group each, into ``<name>`` and removes the folder.
+    """
+
+    def __init__(self, path: Path, max_rows: int = 5000, max_seconds: float = 10.0) -> None:
         self.path = Path(path)
-        self._writer: pq.ParquetWriter | None = None
+        self.parts = parts_dir(self.path)
+        self.max_rows, self.max_seconds = max_rows, max_seconds
+        self._rows: list[dict[str, Any]] = []
+        self._n_parts = 0
+        self._last_flush = time.monotonic()
 
-    def append(self, rows: pd.DataFrame | list[dict[str, Any]]) -> None:
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-        if frame.empty:
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        if len(self._rows) >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows as one part file."""
+        self._last_flush = time.monotonic()
+        if not self._rows:
             return
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema)
-        else:
-            table = table.cast(self._writer.schema)
-        self._writer.write_table(table)
+        self.parts.mkdir(parents=True, exist_ok=True)
+        part = self.parts / f"part-{self._n_parts:06d}.parquet"
+        tmp = part.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pylist(self._rows), tmp)
+        os.replace(tmp, part)
+        self._rows, self._n_parts = [], self._n_parts + 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Flush, then merge the parts into the final file (written to a temporary name, then renamed)."""
+        self.flush()
+        files = sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
+        if not files:
+            return
+        tables = [pq.read_table(f) for f in files]
+        schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+        tmp = self.path.with_suffix(".parquet.tmp")
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for table in tables:
+                writer.write_table(table.cast(schema))
+        os.replace(tmp, self.path)
+        shutil.rmtree(self.parts)
+
+
+def parts_dir(path: Path) -> Path:
+    """Where a :class:`ParquetLog` keeps its flushed parts until the run closes it."""
+    return path.with_name(path.name + ".parts")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -77,10 +111,13 @@ class RunData:
 
 
 def read_parquet(path: Path, problems: list[str] | None = None) -> pd.DataFrame:
-    """Read a Parquet file; a missing or unreadable (half-written) file gives an empty frame."""
-    if not path.exists():
+    """Read a log file, or the parts of a run still training (or killed); unreadable or missing: empty."""
+    parts = sorted(parts_dir(path).glob("part-*.parquet")) if not path.exists() else []
+    if not path.exists() and not parts:
         return pd.DataFrame()
     try:
+        if parts:
+            return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - a truncated file raises various pyarrow errors
         if problems is not None:

@@ -182,7 +182,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         )
     optimizer = OPTIMIZERS[cfg.optim.name](list(model.parameters()), cfg.optim)
     gen = torch.Generator().manual_seed(cfg.seed)
-    metrics = ParquetLog(run_dir / METRICS_FILE)
+    metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
     probe = Probe(model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir) if cfg.probe.enabled else None
     try:
         with sigterm_as_interrupt():
@@ -243,7 +243,7 @@ def _loop(
                     "epoch": step * tc.batch_size / len(data.y_train),
                     "split": split,
                     **last[split],
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": float(optimizer.param_groups[0]["lr"]),  # a float column even for optim.lr=1
                 }
             )
         metrics.append(rows)
@@ -302,7 +302,7 @@ def _loop(
     done = summary["steps_done"]
     if probe is not None and fixed is not None and diverged_at is None and probe.wants(done):
         probe.probe_fixed_batch(model, fixed, done)
-    if diverged_at is not None:
+    if diverged_at is not None and done % tc.eval_every != 0:  # (step 0 and multiples are logged already)
         log_eval(done)
     final = {f"final_{split}_{key}": last[split][key] for split in last for key in ("loss", "accuracy")}
     return {

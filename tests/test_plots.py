@@ -1,0 +1,478 @@
+"""Tests for ``initlab plot`` (initlab.plots): every figure from real tiny runs and from hand-written runs.
+
+Real runs come from the real runner (``initlab run``, in-process, tiny settings) once per module. The
+hand-written runs have known numbers, so the tests check that each figure is drawn *from the data*: the
+Line2D data, the image array and the table text are compared with the numbers written to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import QuadMesh
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from initlab import cli, load_run
+from initlab import plots as P
+from initlab.storage import RunData
+
+TINY = [
+    "model.width=16",
+    "model.depth=3",
+    "train.steps=30",
+    "data=gaussian",
+    "data.dim=16",
+    "data.n_train=200",
+    "data.n_test=100",
+    "train.progress=false",
+    "train.eval_every=10",
+]
+PNG = b"\x89PNG\r\n\x1a\n"
+PDF = b"%PDF"
+
+
+# --------------------------------------------------------------------------- runs made by the real runner
+
+
+def _initlab_run(*args: str) -> None:
+    saved = sys.argv[:]
+    try:
+        assert cli.main(["run", *args]) == 0
+    finally:
+        sys.argv = saved
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 2-run sweep (init=standard,xavier) and a diverging single run, trained by ``initlab run``."""
+    root = tmp_path_factory.mktemp("real")
+    _initlab_run("-m", "init=standard,xavier", f"hydra.sweep.dir={root / 'sweep'}", *TINY)
+    with warnings.catch_warnings():  # the probes warn about the inf/NaN values this run is meant to have
+        warnings.simplefilter("ignore")
+        _initlab_run(f"hydra.run.dir={root / 'diverged'}", "act=relu", "init=kaiming", "optim.lr=1e4", *TINY)
+    return {"sweep": root / "sweep", "diverged": root / "diverged"}
+
+
+@pytest.fixture(scope="module")
+def sweep_runs(real: dict[str, Path]) -> list[RunData]:
+    return P.collect_runs([real["sweep"]])
+
+
+# --------------------------------------------------------------------------- hand-written runs
+
+
+CONFIG = {
+    "seed": 0,
+    "init": {"name": "standard"},
+    "act": {"name": "tanh"},
+    "model": {"depth": 2, "width": 4, "norm": "none"},
+    "data": {"name": "shapeset"},
+    "optim": {"name": "sgd", "lr": 0.1},
+    "probe": {"schedule": "every"},
+}
+# variance = std² per (quantity, layer); layer 3 is the output layer of a depth-2 net
+STD = {"preact": [1.0, 2.0, 3.0], "act": [0.5, 0.25, 0.1], "grad_preact": [0.01, 0.1, 1.0]}
+EDGES = [-1.0, -0.5, 0.0, 0.5, 1.0]
+COUNTS = {1: [1, 2, 3, 4], 2: [4, 3, 2, 1], 3: [0, 0, 5, 5]}  # step 0; step 10 adds 10 to every bin
+UNDERFLOW = {1: 0, 2: 10, 3: 0}
+
+
+def write_run(
+    path: Path,
+    overrides: list[str],
+    config: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+    accuracy: float = 0.9,
+    probes: bool = True,
+) -> Path:
+    """A run directory with known numbers, in the on-disk layout of initlab.storage."""
+    (path / ".hydra").mkdir(parents=True)
+    cfg = json.loads(json.dumps(config or CONFIG))
+    for item in overrides:  # keep config and overrides consistent
+        key, value = item.split("=")
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = {"name": value} if isinstance(node.get(leaf), dict) else value
+    OmegaConf.save(OmegaConf.create(cfg), path / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), path / ".hydra" / "overrides.yaml")
+    (path / "summary.json").write_text(
+        json.dumps(summary or {"status": "completed", "steps_done": 10, "final_test_accuracy": accuracy})
+    )
+    metrics = [
+        {
+            "step": s,
+            "epoch": s / 10,
+            "split": split,
+            "loss": loss,
+            "reg_loss": 0.0,
+            "accuracy": acc,
+            "lr": 0.1,
+        }
+        for s, loss, acc in ((0, 2.3, 0.1), (10, 1.0, accuracy))
+        for split in ("train", "test")
+    ]
+    pd.DataFrame(metrics).to_parquet(path / "metrics.parquet")
+    if not probes:
+        return path
+    layers, hists = [], []
+    for step in (0, 10):
+        for layer in (1, 2, 3):
+            for quantity in ("preact", "act", "grad_preact", "grad_weight"):
+                std = STD.get(quantity, [1.0, 1.0, 1.0])[layer - 1] * (1 + step / 10)
+                layers.append(
+                    {"step": step, "layer": layer, "name": f"l{layer}", "quantity": quantity, "fan_in": 4,
+                     "fan_out": 4, "mean": 0.1 * layer + step / 100, "std": std, "min": -1.0, "max": 1.0,
+                     "p02": -2.0 * std, "p15": -std + step / 100, "p50": 0.01 * layer + step / 100,
+                     "p85": std + step / 100, "p98": 2.0 * std, "frac_zero": 0.0, "frac_saturated": 0.0,
+                     "n": 40, "n_nonfinite": 0}
+                )  # fmt: skip
+                counts = [c + step for c in COUNTS[layer]]
+                hists.append(
+                    {"step": step, "layer": layer, "quantity": quantity, "edges": EDGES, "counts": counts,
+                     "underflow": UNDERFLOW[layer], "overflow": 0, "n_nonfinite": 0}
+                )  # fmt: skip
+    pd.DataFrame(layers).to_parquet(path / "layers.parquet")
+    pd.DataFrame(hists).to_parquet(path / "hists.parquet")
+    return path
+
+
+@pytest.fixture
+def hand(tmp_path: Path) -> list[RunData]:
+    """init=standard,xavier × data=shapeset,mnist × seed=0,1, with known final accuracies."""
+    accuracy = {("standard", "shapeset"): (0.9, 0.8), ("xavier", "shapeset"): (0.95, 0.85),
+                ("standard", "mnist"): (0.99, 0.97), ("xavier", "mnist"): (0.995, 0.985)}  # fmt: skip
+    i = 0
+    for (init, data), accs in accuracy.items():
+        for seed, acc in enumerate(accs):
+            write_run(
+                tmp_path / "sweep" / str(i), [f"init={init}", f"data={data}", f"seed={seed}"], accuracy=acc
+            )
+            i += 1
+    return P.collect_runs([tmp_path / "sweep"])
+
+
+def _one(outputs: list[P.Output], name: str | None = None) -> Figure:
+    figures = [(n, f) for n, f in outputs if name is None or n == name]
+    assert len(figures) == 1, [n for n, _ in outputs]
+    assert isinstance(figures[0][1], Figure)
+    return figures[0][1]
+
+
+def _lines(ax: Any) -> dict[str, Any]:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def _check_file(path: Path) -> None:
+    head = path.read_bytes()[:8]
+    assert head.startswith({".png": PNG, ".pdf": PDF}.get(path.suffix, b"")), path
+    assert path.stat().st_size > 1000 or path.suffix not in (".png", ".pdf")
+
+
+# --------------------------------------------------------------------------- the command on real runs
+
+
+def test_help_lists_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert P.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (_, description) in P.FIGURES.items():
+        assert f"{name}  " in out and description in out
+
+
+def test_real_sweep_every_figure_png_and_pdf(
+    real: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["plot", str(real["sweep"]), "--format", "png,pdf"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "skipped" not in captured.err
+    printed = [Path(line) for line in captured.out.splitlines()]
+    out = real["sweep"] / "figures"
+    assert all(p.parent == out and p.exists() for p in printed)
+    stems = {p.stem for p in printed}
+    expected = {"hist_act_step0", "hist_grad_preact_step0", "hist_grad_weight_step0", "stats_act",
+                "percentiles_preact_layer3", "curves", "depth_step0", "heatmap_act_layer3"}  # fmt: skip
+    assert expected <= stems
+    for stem in expected:
+        for suffix in (".png", ".pdf"):
+            _check_file(out / f"{stem}{suffix}")
+    assert {p.name for p in printed} >= {"table.md", "table.csv", "index.md"}
+    index = (out / "index.md").read_text()
+    for stem in expected:
+        assert f"]({stem}.png)" in index
+    assert "| init=standard |" in index and "| init=xavier |" in index  # labels, not job numbers
+    assert "| tanh / standard |" in (out / "table.md").read_text()
+
+
+@pytest.mark.parametrize("name", list(P.FIGURES))
+def test_each_figure_from_real_runs(name: str, sweep_runs: list[RunData]) -> None:
+    opts = P.Options()
+    outputs = P.FIGURES[name][0](sweep_runs, opts)
+    assert outputs and not opts.notes
+    for stem, item in outputs:
+        if isinstance(item, str):
+            assert item.strip() and stem in ("table.md", "table.csv")
+            continue
+        data = [line.get_ydata() for ax in item.axes for line in ax.get_lines()]
+        data += [c.get_array() for ax in item.axes for c in ax.collections if isinstance(c, QuadMesh)]
+        assert any(np.isfinite(np.ma.filled(np.asarray(d, float), np.nan)).any() for d in data), stem
+        assert "gaussian data" in item.get_suptitle()  # the title names the setup
+
+
+def test_real_hist_is_the_logged_histogram(sweep_runs: list[RunData]) -> None:
+    fig = _one(P.fig_hist(sweep_runs, P.Options()), "hist_act_step0")
+    top = fig.axes[0]
+    assert top.get_title() == "init=standard — step 0"  # standard on top, as in Glorot & Bengio Fig. 6
+    run = next(r for r in sweep_runs if "init=standard" in r.overrides)
+    row = run.hists.query("quantity == 'act' and step == 0 and layer == 1").iloc[0]
+    line = _lines(top)["layer 1"]
+    edges, counts = np.asarray(row["edges"]), np.asarray(row["counts"])
+    np.testing.assert_allclose(line.get_xdata(), (edges[:-1] + edges[1:]) / 2)
+    np.testing.assert_allclose(line.get_ydata(), counts / counts.sum())
+    assert set(_lines(top)) == {"layer 1", "layer 2", "layer 3"}  # the output layer (4) is left out
+
+
+def test_real_diverged_run_is_drawn_and_marked(real: dict[str, Path], sweep_runs: list[RunData]) -> None:
+    runs = [*sweep_runs, load_run(real["diverged"])]
+    assert runs[-1].summary["status"] == "diverged"
+    fig = _one(P.fig_curves(runs, P.Options()))
+    markers = [line for line in fig.axes[0].get_lines() if line.get_marker() == "X"]
+    assert markers and all(np.isfinite(m.get_ydata()).all() for m in markers)
+    for name in ("hist", "stats", "depth", "table"):
+        assert P.FIGURES[name][0](runs, P.Options(steps=[0, "last"]))
+
+
+# --------------------------------------------------------------------------- known numbers
+
+
+def test_hist_known_numbers(hand: list[RunData]) -> None:
+    runs = [r for r in hand if "data=shapeset" in r.overrides and "seed=0" in r.overrides]
+    fig = _one(P.fig_hist(runs, P.Options(steps=[0])), "hist_act_step0")
+    assert [ax.get_title() for ax in fig.axes] == ["init=standard — step 0", "init=xavier — step 0"]
+    lines = _lines(fig.axes[0])
+    assert set(lines) == {"layer 1", "layer 2 (50% outside range)"}
+    np.testing.assert_allclose(lines["layer 1"].get_xdata(), [-0.75, -0.25, 0.25, 0.75])
+    np.testing.assert_allclose(lines["layer 1"].get_ydata(), [0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(lines["layer 2 (50% outside range)"].get_ydata(), [0.2, 0.15, 0.1, 0.05])
+    # --layers picks layers (the output layer too), --steps picks the step (nearest probed one)
+    fig = _one(P.fig_hist(runs, P.Options(steps=[9], layers=[3])), "hist_grad_preact_step9")
+    line = _lines(fig.axes[0])["output layer"]
+    np.testing.assert_allclose(line.get_ydata(), np.array([10, 10, 15, 15]) / 50)
+    assert fig.axes[0].get_title() == "init=standard — step 10"
+
+
+def test_depth_known_variances(hand: list[RunData]) -> None:
+    fig = _one(P.fig_depth(hand, P.Options(steps=[0, "last"])), "depth_step0")
+    assert [ax.get_title() for ax in fig.axes[:3]] == [P.QUANTITY_TEXT[q] for q in P.DEPTH_QUANTITIES]
+    for ax, quantity in zip(fig.axes, P.DEPTH_QUANTITIES, strict=False):
+        assert ax.get_yscale() == "log"
+        lines = ax.get_lines()
+        assert len(lines) == len(hand)  # one line per run
+        for line in lines:
+            np.testing.assert_allclose(line.get_xdata(), [1, 2])  # hidden layers
+            np.testing.assert_allclose(line.get_ydata(), np.square(STD[quantity][:2]))
+    last = _one(P.fig_depth(hand, P.Options(steps=["last"])))
+    np.testing.assert_allclose(last.axes[0].get_lines()[0].get_ydata(), np.square([2.0, 4.0]))
+
+
+def test_stats_known_numbers(hand: list[RunData]) -> None:
+    runs = hand[:1]
+    fig = _one(P.fig_stats(runs, P.Options()))
+    ax = fig.axes[0]
+    errorbars = {c.get_label(): c for c in ax.containers}
+    mean_line = errorbars["layer 1: mean ± std"].lines[0]
+    np.testing.assert_allclose(mean_line.get_xdata(), [0, 10])
+    np.testing.assert_allclose(mean_line.get_ydata(), [0.1, 0.2])
+    p98 = _lines(ax)["layer 1: 98th percentile"]
+    assert p98.get_linestyle() == "None" and p98.get_marker() == "^"
+    np.testing.assert_allclose(p98.get_ydata(), [1.0, 2.0])
+    assert "layer 3: mean ± std" not in errorbars  # output layer left out
+    assert ax.get_ylabel().startswith("activation")
+
+
+def test_percentiles_known_numbers_side_by_side(hand: list[RunData]) -> None:
+    runs = [r for r in hand if "data=shapeset" in r.overrides and "seed=0" in r.overrides]
+    fig = _one(P.fig_percentiles(runs, P.Options()), "percentiles_preact_layer2")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["init=standard", "init=xavier"]
+    lines = _lines(panels[0])
+    np.testing.assert_allclose(lines["50th percentile (median)"].get_ydata(), [0.02, 0.12])
+    np.testing.assert_allclose(lines["15th percentile"].get_ydata(), [-2.0, -3.9])
+    np.testing.assert_allclose(lines["85th percentile"].get_ydata(), [2.0, 4.1])
+    assert panels[0].get_shared_y_axes().joined(panels[0], panels[1])
+    assert _one(P.fig_percentiles(runs, P.Options(layers=[1])), "percentiles_preact_layer1")
+
+
+def test_curves_known_numbers_and_colors(hand: list[RunData]) -> None:
+    fig = _one(P.fig_curves(hand, P.Options(logy=True)))
+    loss_ax, err_ax = fig.axes[:2]
+    assert loss_ax.get_yscale() == "log" and "nats" in loss_ax.get_ylabel() and "%" in err_ax.get_ylabel()
+    test_err = [line for line in err_ax.get_lines() if line.get_label().endswith("(test)")]
+    assert len(test_err) == len(hand)
+    finals = sorted(float(line.get_ydata()[-1]) for line in test_err)
+    np.testing.assert_allclose(finals, sorted(100 * (1 - r.summary["final_test_accuracy"]) for r in hand))
+    # one color per init, from the fixed palette, the same in every figure
+    depth = _one(P.fig_depth(hand, P.Options()))
+    for ax in (err_ax, depth.axes[0]):
+        for line in ax.get_lines():
+            init = "standard" if "init=standard" in line.get_label() else "xavier"
+            assert line.get_color() == P.INIT_COLORS[init]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "init=standard data=mnist (2 seeds)" in legend and "test (bold)" in legend
+
+
+def test_heatmap_known_image(hand: list[RunData]) -> None:
+    fig = _one(P.fig_heatmap(hand[:1], P.Options()), "heatmap_act_layer2")
+    mesh = next(c for c in fig.axes[0].collections if isinstance(c, QuadMesh))
+    image = np.ma.filled(mesh.get_array(), 0).reshape(4, 2)  # value bins × probed steps
+    np.testing.assert_array_equal(image, np.array([COUNTS[2], [c + 10 for c in COUNTS[2]]]).T)
+    x, y = mesh.get_coordinates()[0, :, 0], mesh.get_coordinates()[:, 0, 1]
+    np.testing.assert_allclose(x, [-5, 5, 15])
+    np.testing.assert_allclose(y, EDGES)
+
+
+def test_table_known_numbers(hand: list[RunData]) -> None:
+    files = dict(P.fig_table(hand, P.Options()))
+    md, csv = files["table.md"], files["table.csv"]
+    assert md.splitlines()[:4] == [
+        "| activation / init | mnist | shapeset |",
+        "|---|---:|---:|",
+        "| tanh / standard | 2.00 ± 1.41 | 15.00 ± 7.07 |",
+        "| tanh / xavier | 1.00 ± 0.71 | 10.00 ± 7.07 |",
+    ]
+    assert "mean ± sample std over 2 seeds" in md and "after 10 training steps" in md
+    frame = pd.read_csv(io.StringIO(csv)).set_index("setup")
+    assert frame.loc["tanh / standard", "shapeset_mean"] == pytest.approx(15.0)
+    assert frame.loc["tanh / xavier", "mnist_std"] == pytest.approx(np.std([0.5, 1.5], ddof=1))
+    assert (frame[["mnist_n", "shapeset_n"]] == 2).all().all()
+
+
+# --------------------------------------------------------------------------- labels, runs, colors
+
+
+def test_labels_come_from_overrides_not_directories(hand: list[RunData]) -> None:
+    run = hand[0]
+    assert run.path.name == "0"
+    assert P.label(run, hand) == "init=standard data=shapeset seed=0"
+    assert P.label(run, hand, ignore=["seed"]) == "init=standard data=shapeset"
+    groups = P.group_runs(hand)
+    assert [name for name, _ in groups] == [
+        "init=standard data=mnist", "init=standard data=shapeset", "init=xavier data=mnist",
+        "init=xavier data=shapeset",
+    ]  # fmt: skip
+    assert all(len(members) == 2 for _, members in groups)
+    styles = P.styles(hand)
+    assert styles["init=standard data=mnist"]["color"] == P.INIT_COLORS["standard"]
+    assert (
+        styles["init=standard data=mnist"]["linestyle"] != styles["init=standard data=shapeset"]["linestyle"]
+    )
+    assert P.label(run, [run]) == "standard init, tanh"  # a single run: described from its config
+
+
+def test_collect_runs_expands_dirs_and_globs(tmp_path: Path) -> None:
+    for job in ("10", "2"):
+        write_run(tmp_path / "sw" / "day" / job, [f"seed={job}"], probes=False)
+    (tmp_path / "sw" / "figures").mkdir()
+    notes: list[str] = []
+    runs = P.collect_runs([tmp_path / "sw"], notes)
+    assert [r.path.name for r in runs] == ["2", "10"] and not notes
+    assert [r.path.name for r in P.collect_runs([str(tmp_path / "sw" / "*" / "1*")])] == ["10"]
+    assert P.collect_runs([tmp_path / "sw" / "day" / "2", str(tmp_path / "sw/day/*")]).__len__() == 2
+    assert P.collect_runs([tmp_path / "nothing*"], notes) == [] and "no glob match" in notes[0]
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _broken_sweep(root: Path) -> Path:
+    """No probes, a crash before training, a half-written Parquet file, and a diverged run."""
+    write_run(root / "noprobe", ["init=standard"], probes=False)
+    (root / "crash").mkdir(parents=True)
+    (root / "crash" / "summary.json").write_text('{"status": "failed", "steps_done": 0, "error": "boom"}')
+    half = write_run(root / "half", ["init=xavier"], summary={"status": "running", "steps_done": 3})
+    data = (half / "layers.parquet").read_bytes()
+    (half / "layers.parquet").write_bytes(data[: len(data) // 2])
+    diverged = write_run(
+        root / "diverged", ["init=kaiming"], summary={"status": "diverged", "steps_done": 10}
+    )
+    metrics = pd.read_parquet(diverged / "metrics.parquet")
+    metrics.loc[metrics["step"] == 10, "loss"] = np.nan
+    metrics.to_parquet(diverged / "metrics.parquet")
+    layers = pd.read_parquet(diverged / "layers.parquet")
+    layers.loc[layers["step"] == 10, ["mean", "std", "p15", "p50", "p85", "p98"]] = np.inf
+    layers.to_parquet(diverged / "layers.parquet")
+    return root
+
+
+def test_bad_runs_draw_what_can_be_drawn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _broken_sweep(tmp_path / "broken")
+    assert P.main([str(root), "--steps", "0,last"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "layers.parquet: unreadable" in captured.err
+    written = {Path(line).name for line in captured.out.splitlines()}
+    assert {"curves.png", "table.md", "depth_step0.png", "hist_act_step0.png", "index.md"} <= written
+    assert all(line.startswith("initlab plot: ") for line in captured.err.splitlines())
+    table = (root / "figures" / "table.md").read_text()
+    assert "†" in table and "*" in table  # diverged and unfinished runs are marked
+    index = (root / "figures" / "index.md").read_text()
+    assert "| crash |" in index and "failed" in index
+
+
+def test_nothing_drawable_exits_1_with_one_line_per_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "crash").mkdir()
+    (tmp_path / "crash" / "summary.json").write_text('{"status": "failed", "steps_done": 0}')
+    assert P.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if "skipped" in line]) == len(P.FIGURES)
+    assert not (tmp_path / "figures").exists()
+    # metrics only (probes off): curves and table, the rest skipped with one line each
+    write_run(tmp_path / "noprobe", [], probes=False)
+    assert P.main([str(tmp_path / "noprobe")]) == 0
+    captured = capsys.readouterr()
+    assert {Path(p).name for p in captured.out.splitlines()} == {
+        "curves.png",
+        "table.md",
+        "table.csv",
+        "index.md",
+    }
+    assert len(captured.err.splitlines()) == len(P.FIGURES) - 2
+
+
+def test_no_runs_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert P.main([str(tmp_path)]) == 1
+    assert "no run directories" in capsys.readouterr().err
+    assert P.main([str(tmp_path / "missing" / "*")]) == 1
+    capsys.readouterr()
+    assert P.main([str(tmp_path), "--figures", "hist,nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'nope'" in err[0] and all(name in err[0] for name in P.FIGURES)
+    for bad in (["--format", "gif"], ["--steps", "-1"], ["--layers", "0"], ["--xscale", "cubic"]):
+        assert P.main([str(tmp_path), *bad]) == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_out_dir_and_glob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_run(tmp_path / "runs" / "a", ["init=standard"], probes=False)
+    write_run(tmp_path / "runs" / "b", ["init=xavier"], probes=False)
+    out = tmp_path / "elsewhere"
+    assert (
+        P.main([str(tmp_path / "runs" / "*"), "--figures", "curves", "--out", str(out), "--format", "pdf"])
+        == 0
+    )
+    assert capsys.readouterr().out.split() == [str(out / "curves.pdf"), str(out / "index.md")]
+    _check_file(out / "curves.pdf")
+    # two paths, no --out: figures/ in the folder that holds both
+    assert P.main([str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--figures", "table"]) == 0
+    assert (tmp_path / "runs" / "figures" / "table.md").exists()
