@@ -8,7 +8,7 @@ allowed values in words, so a bad value gives one clear line such as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,10 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or check(v)
 
 
+def _pair(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, Sequence) and len(v) == 2 and all(check(x) for x in v)
+
+
 def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
     """Allowed values are the keys of a registry (imported lazily to keep this module light)."""
     from initlab import data, inits, models, train
@@ -97,8 +101,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("init.max_iter", _int(1), "an integer >= 1"),
     ("init.batch_size", _int(2), "an integer >= 2"),
     ("act.negative_slope", _num(0), "a number >= 0"),
-    ("data.n_train", _optional(_int(1)), "an integer >= 1"),
-    ("data.n_test", _optional(_int(1)), "an integer >= 1"),
+    ("data.n_train", _optional(_int(1)), "null or an integer >= 1"),
+    ("data.n_test", _optional(_int(1)), "null or an integer >= 1"),
     ("data.test_fraction", _num(0, 1, lo_open=True), "a number in (0, 1)"),
     ("data.dim", _int(1), "an integer >= 1"),
     ("data.n_classes", _int(2), "an integer >= 2"),
@@ -107,6 +111,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.augment.shift", _num(0), "a number of pixels >= 0"),
     ("optim.lr", _num(0, lo_open=True), "a number > 0"),
     ("optim.momentum", _num(0, 1), "a number in [0, 1)"),
+    ("optim.nesterov", *_one_of(True, False)),
+    ("optim.betas", _pair(_num(0, 1)), "a list of two numbers in [0, 1)"),
     ("optim.weight_decay", _num(0), "a number >= 0"),
     ("train.steps", _int(0), "an integer >= 0"),
     ("train.batch_size", _int(1), "an integer >= 1"),
@@ -121,6 +127,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("probe.every", _int(1), "an integer >= 1"),
     ("probe.bins", _int(2), "an integer >= 2"),
     ("probe.fixed_batch", _int(0), "an integer >= 0 (0: probe the training batch)"),
+    ("probe.jacobian_examples", _int(1), "an integer >= 1"),
 ]
 REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 
@@ -137,6 +144,12 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=sentinel)
         if value is not sentinel and not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
+    if OmegaConf.select(cfg, "optim.nesterov") and not OmegaConf.select(cfg, "optim.momentum"):
+        raise ConfigError("optim.nesterov=true is not allowed with optim.momentum=0: expected a momentum > 0")
+    data = OmegaConf.select(cfg, "data.name")
+    for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null
+        if data in ("gaussian", "shapeset") and OmegaConf.select(cfg, key) is None:
+            raise ConfigError(f"{key}=null is not allowed with data={data}: expected an integer >= 1")
     steps = OmegaConf.select(cfg, "probe.steps", default=[]) or []
     if any(not _int(0)(s) for s in steps):
         raise ConfigError(f"probe.steps={list(steps)} is not allowed: expected a list of integers >= 0")

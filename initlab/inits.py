@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 InitFn = Callable[[torch.Tensor, DictConfig, float], None]
@@ -134,9 +134,15 @@ def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
 
 
 def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:
-    """Initialize every linear layer of a model (LSUV's data-driven stage is :func:`lsuv`)."""
-    for layer in linears:
+    """Initialize every linear layer of a model (LSUV's data-driven stage is :func:`lsuv`).
+
+    A layer's gain is that of the nonlinearity that follows it: the hidden layers' activation, and for the
+    output layer, whose logits go straight into the softmax, the linear gain 1.
+    """
+    *hidden, out = list(linears)
+    for layer in hidden:
         init_linear(layer, cfg, act)
+    init_linear(out, cfg, OmegaConf.create({"name": "linear"}))
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ parts (:func:`load_run` reads them). ``summary.json`` is replaced atomically (wr
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -89,10 +90,21 @@ def parts_dir(path: Path) -> Path:
     return path.with_name(path.name + ".parts")
 
 
+def _strict(value: Any) -> Any:
+    """NaN and ±inf become null, so the file is strict JSON (readable by any JSON parser)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    """Write strict JSON atomically: a reader sees the old file or the new one, never half of one."""
     tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.write_text(json.dumps(_strict(data), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 

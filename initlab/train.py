@@ -170,22 +170,24 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "versions": versions(),
     }
     write_json(run_dir / SUMMARY_FILE, summary)
-
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    data = load_data(cfg.data, device)
-    model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
-    init_model(model.linears(), cfg.init, cfg.act)
-    if cfg.init.name == "lsuv":
-        summary["lsuv_variances"] = lsuv(
-            model, model.linears(), data.x_train[: cfg.init.batch_size], cfg.init.tol, cfg.init.max_iter
-        )
-    optimizer = OPTIMIZERS[cfg.optim.name](list(model.parameters()), cfg.optim)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
-    probe = Probe(model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir) if cfg.probe.enabled else None
+    logs: list[ParquetLog | Probe] = []
     try:
         with sigterm_as_interrupt():
+            device = resolve_device(cfg.device)
+            torch.manual_seed(cfg.seed)
+            data = load_data(cfg.data, device)
+            model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
+            init_model(model.linears(), cfg.init, cfg.act)
+            if cfg.init.name == "lsuv":
+                x = data.x_train[: cfg.init.batch_size]
+                summary["lsuv_variances"] = lsuv(model, model.linears(), x, cfg.init.tol, cfg.init.max_iter)
+            optimizer = OPTIMIZERS[cfg.optim.name](list(model.parameters()), cfg.optim)
+            gen = torch.Generator().manual_seed(cfg.seed)
+            metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
+            probe = (
+                Probe(model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir) if cfg.probe.enabled else None
+            )
+            logs = [metrics] + ([probe] if probe is not None else [])
             summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started))
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
@@ -197,9 +199,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        metrics.close()
-        if probe is not None:
-            probe.close()
+        for log in logs:
+            log.close()
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
         write_json(run_dir / SUMMARY_FILE, summary)
     return summary

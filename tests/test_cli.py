@@ -1,0 +1,241 @@
+"""The ``initlab`` command as a user meets it: real subprocesses for ``run``, in-process for ``list``.
+
+Each subprocess costs a few seconds (importing torch), so every one checks as much as it can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from initlab.cli import main
+from initlab.config import config_dir
+from initlab.storage import read_parquet
+
+METRICS_COLUMNS = ["step", "epoch", "split", "loss", "reg_loss", "accuracy", "lr"]
+SUMMARY_KEYS = {
+    "status",
+    "steps_done",
+    "diverged_at",
+    "final_train_loss",
+    "final_train_accuracy",
+    "final_test_loss",
+    "final_test_accuracy",
+    "wall_seconds",
+    "seed",
+    "versions",
+}
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def initlab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m initlab ARGS`` in ``cwd``, with captured text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "initlab", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_run_writes_a_valid_run_directory(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_overrides, "init=kaiming", "train.eval_every=10"]
+    proc = initlab("run", *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "completed after 20 steps" in proc.stdout and str(run_dir) in proc.stdout
+
+    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert config["init"]["name"] == "kaiming" and config["model"]["width"] == 16
+    assert "init=kaiming" in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert (run_dir / ".hydra" / "hydra.yaml").is_file()
+
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    assert list(metrics.columns) == METRICS_COLUMNS
+    assert not metrics.duplicated(["step", "split"]).any()
+    assert set(metrics.split) == {"train", "test"}
+    assert sorted(metrics.step) == [0, 0, 10, 10, 20, 20]  # each split at 0, every 10 steps, and the end
+
+    s = summary(run_dir)
+    assert SUMMARY_KEYS <= set(s)
+    assert (
+        s["status"] == "completed" and s["steps_done"] == 20 and s["diverged_at"] is None and s["seed"] == 0
+    )
+    assert s["final_test_accuracy"] == pytest.approx(
+        metrics.query("step == 20 and split == 'test'").accuracy.item()
+    )
+    assert {"torch", "hydra", "initlab", "python"} <= set(s["versions"])
+    for name in ("layers.parquet", "hists.parquet"):
+        assert len(pd.read_parquet(run_dir / name)) > 0
+    assert not (tmp_path / "outputs").exists()  # hydra.run.dir was honoured
+
+
+MNIST_MISSING = "data=mnist data.root={tmp}/no-mnist"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ("model.depth=0", ["model.depth=0", "integer >= 1"]),
+        ("model.width=-3", ["model.width=-3", "integer >= 1"]),
+        ("model.dropout=1.5", ["model.dropout=1.5", "probability in [0, 1)"]),
+        ("optim.lr=0", ["optim.lr=0", "number > 0"]),
+        ("init.name=foo", ["init.name=foo", "one of constant, kaiming, lecun, lsuv, normal, orthogonal"]),
+        (MNIST_MISSING, ["no-mnist", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    ],
+    ids=["depth", "width", "dropout", "lr", "init_name", "mnist_missing"],
+)
+def test_bad_input_gives_one_clear_line(
+    tmp_path: Path, tiny_overrides, overrides: str, names: list[str]
+) -> None:
+    args = overrides.format(tmp=tmp_path).split()
+    if args[0] == "data=mnist":
+        tiny_overrides = [o for o in tiny_overrides if not o.startswith("data")]
+    proc = initlab("run", *tiny_overrides, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("initlab: error: ")
+    for name in names:
+        assert name in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_unknown_group_option_keeps_hydras_message(tmp_path: Path) -> None:
+    proc = initlab("run", "init=foo", "train.steps=0", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Available options" in proc.stderr and "kaiming" in proc.stderr and "init/foo" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    diverging = ["init=normal", "init.std=10", "model.depth=6", "optim.lr=10", "act=relu", "probe=off"]
+    proc = initlab("run", *tiny_overrides, *diverging, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "diverged" in proc.stderr
+    s = summary(run_dir)
+    assert (
+        s["status"] == "diverged"
+        and isinstance(s["diverged_at"], int)
+        and s["steps_done"] == s["diverged_at"]
+    )
+    assert not pd.read_parquet(run_dir / "metrics.parquet").duplicated(["step", "split"]).any()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_signal_stops_the_run_and_keeps_its_logs(tmp_path: Path, tiny_overrides: list[str], signum) -> None:
+    run_dir = tmp_path / "run"
+    long_run = ["train.steps=10000000", "train.eval_every=20", "probe=off"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "initlab", "run", *tiny_overrides, *long_run, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while read_parquet(run_dir / "metrics.parquet").empty:  # from the first evaluation on, the loop runs
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.1)
+        time.sleep(0.5)  # some training steps
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    s = summary(run_dir)
+    assert s["status"] == "interrupted" and s["steps_done"] > 0
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    assert len(metrics) >= 2 and not metrics.duplicated(["step", "split"]).any()
+    assert metrics.step.max() <= s["steps_done"]
+
+
+def test_cfg_job_prints_the_config_without_training(tmp_path: Path) -> None:
+    proc = initlab("run", "--cfg", "job", "init=kaiming", "model.depth=7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    assert (
+        config["init"]["name"] == "kaiming"
+        and config["model"]["depth"] == 7
+        and config["act"]["name"] == "tanh"
+    )
+    assert "hydra" not in config
+    assert list(tmp_path.iterdir()) == []  # no run directory, no outputs/
+
+
+def test_run_help_lists_groups(tmp_path: Path) -> None:
+    proc = initlab("run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "initlab run" in proc.stdout and "== Config groups ==" in proc.stdout
+    init_line = next(line for line in proc.stdout.splitlines() if line.startswith("init: "))
+    assert "kaiming" in init_line and "xavier" in init_line and "lsuv" in init_line
+
+
+# --- in-process: commands that do not train ------------------------------------------------------------
+
+
+def listed_groups(text: str) -> dict[str, list[str]]:
+    """Parse ``initlab list`` output: 'group:' lines, then indented 'option  description' lines."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            group = line.rstrip(":")
+            out[group] = []
+        else:
+            out[group].append(line.split()[0])
+    return out
+
+
+def test_list_prints_every_group_with_its_options(capsys) -> None:
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    listed = listed_groups(text)
+    on_disk = {
+        d.name: sorted(f.stem for f in d.glob("*.yaml"))
+        for d in config_dir().iterdir()
+        if d.is_dir() and any(d.glob("*.yaml"))
+    }
+    assert listed == on_disk
+    assert {"init", "act", "model", "data", "optim", "train", "probe"} <= set(listed)
+    assert {"kaiming", "xavier", "lsuv", "orthogonal", "standard", "torch_default"} <= set(listed["init"])
+    kaiming = next(line for line in text.splitlines() if line.split()[:1] == ["kaiming"])
+    assert "He et al. 2015" in kaiming  # the description is the file's first comment
+
+
+def test_list_one_group(capsys) -> None:
+    assert main(["list", "act"]) == 0
+    assert list(listed_groups(capsys.readouterr().out)) == ["act"]
+
+
+def test_usage_and_unknown_command(capsys) -> None:
+    assert main([]) == 2 and "usage: initlab" in capsys.readouterr().out
+    assert main(["--help"]) == 0 and "commands:" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'frobnicate'" in err and "run" in err
