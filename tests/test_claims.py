@@ -58,6 +58,10 @@ def test_check_evaluates_registered_claims_and_writes_markdown(tmp_path, registr
     def needs_jacobian(runs):
         return float(claims.layer_stat(runs[0], "jacobian", "mean").mean())
 
+    @claims.claim("toy", "Toy 2026", "reads a missing column", "any", lambda v: True)
+    def broken(runs):
+        return float(runs[0].metrics["no_such_column"].mean())
+
     @claims.claim("absent", "Nobody", "not in these runs", "any", lambda v: True)
     def absent(runs):
         raise AssertionError("must not be evaluated")
@@ -73,10 +77,11 @@ def test_check_evaluates_registered_claims_and_writes_markdown(tmp_path, registr
     assert results["std_ratio"].value == pytest.approx(0.5) and results["std_ratio"].passed
     assert results["impossible"].passed is False
     assert results["needs_jacobian"].passed is None and "no jacobian probes" in results["needs_jacobian"].note
+    assert results["broken"].passed is False and "KeyError" in results["broken"].note
     assert "absent" not in results
     table = (tmp_path / "claims.md").read_text()
     assert "| xavier beats standard | Toy 2026, Fig. 1 | 0.25 | error ratio < 1 | pass |" in table
-    assert "**FAIL**" in table and "claims: 2 passed, 1 failed, 1 skipped" in out
+    assert "**FAIL**" in table and "claims: 2 passed, 2 failed, 1 skipped" in out
 
 
 def test_check_without_applicable_claims(tmp_path, registry, capsys) -> None:

@@ -137,6 +137,9 @@ def evaluate(runs: list[RunData]) -> list[Result]:
         except NotApplicable as exc:
             results.append(Result(c, None, None, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - broken or partial logs: this claim fails, the others run
+            results.append(Result(c, None, False, f"{type(exc).__name__}: {exc}"))
+            continue
         results.append(Result(c, value, bool(math.isfinite(value) and c.passes(value))))
     return results
 
@@ -146,6 +149,8 @@ def to_markdown(results: list[Result]) -> str:
     for r in results:
         value = "n/a" if r.value is None else f"{r.value:.4g}"
         verdict = {True: "pass", False: "**FAIL**", None: f"skipped ({r.note})"}[r.passed]
+        if r.passed is False and r.note:
+            verdict += f" ({r.note})"
         lines.append(f"| {r.claim.text} | {r.claim.source} | {value} | {r.claim.threshold} | {verdict} |")
     return "\n".join(lines) + "\n"
 
