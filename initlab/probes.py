@@ -26,7 +26,7 @@ Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), st
 Statistics of each: mean, std, min, max, percentiles p02 p15 p50 p85 p98 (Ioffe & Szegedy's Fig. 1 bands
 are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated`` (``act`` of tanh: |a| > 0.99, sigmoid:
 a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n`` (values) and ``n_nonfinite`` (inf/NaN,
-left out of every other statistic). Percentiles are exact up to 65,536 values and taken on an evenly
+left out of every other statistic). Percentiles are exact up to 8,192 values and taken on an evenly
 strided subsample of that size above it (weight matrices); all other statistics use every value.
 
 Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
@@ -78,7 +78,7 @@ STATS = (
     "n",
     "n_nonfinite",
 )
-MAX_QUANTILE_VALUES = 65_536
+MAX_QUANTILE_VALUES = 8_192
 
 SATURATION: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": lambda a: a.abs() > 0.99,
@@ -105,34 +105,56 @@ def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
     return sorted(steps | {0})
 
 
+def stats_batch(
+    tensors: list[Tensor],
+    ranges: list[tuple[float, float]],
+    bins: int,
+    saturated: list[Callable[[Tensor], Tensor] | None],
+) -> Tensor:
+    """One row per tensor, on their device: the :data:`STATS`, ``bins`` counts, underflow, overflow.
+
+    Moments, extremes, fractions and histograms use every value; the percentiles of all tensors come
+    from one batched ``nanquantile`` over evenly strided subsamples of at most ``MAX_QUANTILE_VALUES``.
+    """
+    flat = [t.detach().reshape(-1).float() for t in tensors]
+    subs = [v[:: max(1, math.ceil(v.numel() / MAX_QUANTILE_VALUES))] for v in flat]
+    # One sort per size class (powers of two), NaN-padded, so small tensors are not padded to large ones.
+    size_class: dict[int, list[int]] = {}
+    for i, sub in enumerate(subs):
+        size_class.setdefault(max(sub.numel(), 1).bit_length(), []).append(i)
+    q: list[Tensor] = [torch.empty(0)] * len(subs)
+    probs = torch.tensor(PERCENTILES, device=flat[0].device)
+    for members in size_class.values():
+        padded = torch.nn.utils.rnn.pad_sequence([subs[i] for i in members], True, math.nan)
+        padded = torch.where(torch.isfinite(padded), padded, math.nan)
+        for i, row in zip(members, torch.nanquantile(padded, probs, dim=1).T, strict=True):
+            q[i] = row
+    rows = []
+    for v, (lo, hi), sat, qs in zip(flat, ranges, saturated, q, strict=True):
+        fin = torch.isfinite(v)
+        n_fin = fin.sum()
+        nf = n_fin.clamp(min=1).float()
+        vz = torch.where(fin, v, 0.0)
+        mean = vz.sum() / nf
+        var = torch.where(fin, v - mean, 0.0).pow(2).sum() / (nf - 1).clamp(min=1)
+        vmin = torch.where(fin, v, math.inf).min()
+        vmax = torch.where(fin, v, -math.inf).max()
+        frac_zero = (v == 0).sum() / nf
+        frac_sat = (sat(v) & fin).sum() / nf if sat is not None else torch.full_like(mean, math.nan)
+        n = torch.full_like(mean, float(v.numel()))
+        parked = torch.where(fin, v, lo - (hi - lo))  # non-finite values land outside the histogram range
+        hist = torch.histc(parked, bins=bins, min=lo, max=hi)
+        outside = torch.stack([((v < lo) & fin).sum(), ((v > hi) & fin).sum()]).float()
+        head = torch.stack([mean, var.sqrt(), vmin, vmax, *qs, frac_zero, frac_sat, n, n - n_fin.float()])
+        rows.append(torch.cat([head.float(), hist.float(), outside]))
+    return torch.stack(rows)
+
+
 def tensor_stats(
     x: Tensor, lo: float, hi: float, bins: int, saturated: Callable[[Tensor], Tensor] | None
 ) -> Tensor:
-    """One vector on ``x``'s device: the :data:`STATS` followed by ``bins`` counts, underflow, overflow."""
-    v = x.detach().reshape(-1).float()
-    fin = torch.isfinite(v)
-    n_fin = fin.sum()
-    nf = n_fin.clamp(min=1).float()
-    mean = torch.where(fin, v, 0.0).sum() / nf
-    var = torch.where(fin, v - mean, 0.0).pow(2).sum() / (nf - 1).clamp(min=1)
-    vmin = torch.where(fin, v, math.inf).min()
-    vmax = torch.where(fin, v, -math.inf).max()
-    stride = max(1, math.ceil(v.numel() / MAX_QUANTILE_VALUES))
-    sub = v[::stride]
-    q = torch.nanquantile(
-        torch.where(torch.isfinite(sub), sub, math.nan), torch.tensor(PERCENTILES, device=v.device)
-    )
-    frac_zero = (v == 0).sum() / nf
-    frac_sat = (
-        (saturated(v) & fin).sum() / nf if saturated is not None else torch.tensor(math.nan, device=v.device)
-    )
-    n = torch.tensor(float(v.numel()), device=v.device)
-    parked = torch.where(fin, v, lo - (hi - lo))  # non-finite values land outside the histogram range
-    hist = torch.histc(parked, bins=bins, min=lo, max=hi)
-    under = ((v < lo) & fin).sum()
-    over = ((v > hi) & fin).sum()
-    head = torch.stack([mean, var.sqrt(), vmin, vmax, *q, frac_zero, frac_sat, n, n - n_fin.float()])
-    return torch.cat([head.float(), hist.float(), torch.stack([under, over]).float()])
+    """The statistics row of one tensor (see :func:`stats_batch`)."""
+    return stats_batch([x], [(lo, hi)], bins, [saturated])[0]
 
 
 @dataclass
@@ -282,17 +304,13 @@ class Probe:
         self._set_ranges(tensors)
         bins = self.cfg.bins
         keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        saturation = SATURATION.get(self.act_name)
         rows = (
-            torch.stack(
-                [
-                    tensor_stats(
-                        tensors[k],
-                        *self.ranges[k],
-                        bins,
-                        SATURATION.get(self.act_name) if k[1] == "act" and k[0] < len(self.layers) else None,
-                    )
-                    for k in keys
-                ]
+            stats_batch(
+                [tensors[k] for k in keys],
+                [self.ranges[k] for k in keys],
+                bins,
+                [saturation if k[1] == "act" and k[0] < len(self.layers) else None for k in keys],
             )
             .cpu()
             .numpy()
