@@ -152,7 +152,11 @@ def load_run(path: str | Path) -> RunData:
     config: dict[str, Any] = {}
     overrides: list[str] = []
     if (path / ".hydra" / "config.yaml").is_file():
-        config = OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "config.yaml"), resolve=False)
+        loaded = OmegaConf.load(path / ".hydra" / "config.yaml")
+        try:  # presets may use interpolations; resolve them so readers see values
+            config = OmegaConf.to_container(loaded, resolve=True)
+        except Exception:  # noqa: BLE001 - e.g. a Hydra-only resolver: keep the raw strings
+            config = OmegaConf.to_container(loaded, resolve=False)
     if (path / ".hydra" / "overrides.yaml").is_file():
         overrides = list(OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "overrides.yaml")) or [])
     summary: dict[str, Any] = {}

@@ -151,7 +151,8 @@ def to_markdown(results: list[Result]) -> str:
         verdict = {True: "pass", False: "**FAIL**", None: f"skipped ({r.note})"}[r.passed]
         if r.passed is False and r.note:
             verdict += f" ({r.note})"
-        lines.append(f"| {r.claim.text} | {r.claim.source} | {value} | {r.claim.threshold} | {verdict} |")
+        cells = [r.claim.text, r.claim.source, value, r.claim.threshold, verdict]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,85 @@
+"""Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks from overfitting" (JMLR).
+
+Preset ``dropout`` (``conf/experiment/dropout.yaml``): MLPs of several depths and widths trained with all
+hyper-parameters fixed, once without dropout and once with the paper's rates (retain 0.5 hidden, 0.8 input;
+PyTorch drop probabilities 0.5 / 0.2), with the max-norm constraint ‖w‖₂ ≤ c in both. Their Fig. 4 shows
+the test-error curves of six MNIST nets falling into two separate clusters, dropout below.
+
+A run's test error here is the mean over the last quarter of its test evaluations (not just the last one),
+so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim.
+"""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import OmegaConf
+
+from initlab.claims import NotApplicable, claim
+from initlab.storage import RunData
+
+SOURCE = "Srivastava et al. 2014, Fig. 4"
+
+
+def resolved(run: RunData, key: str) -> object:
+    """A config value with interpolations resolved (the preset sets model.dropout through one)."""
+    return OmegaConf.select(OmegaConf.create(run.config), key)
+
+
+def late_test_error(run: RunData) -> float:
+    """Mean test error over the last quarter of the run's test evaluations (1 − accuracy, a fraction)."""
+    m = run.metrics
+    if m.empty:
+        raise NotApplicable(f"{run.path} has no metrics")
+    test = m[m.split == "test"].sort_values("step")
+    tail = test.iloc[-max(1, len(test) // 4) :]
+    return float(1.0 - tail.accuracy.mean())
+
+
+def errors_by_architecture(runs: list[RunData]) -> dict[tuple[int, int], dict[bool, list[float]]]:
+    """(depth, width) -> {with dropout?: [late test error of each run]}."""
+    table: dict[tuple[int, int], dict[bool, list[float]]] = {}
+    for run in runs:
+        arch = (int(resolved(run, "model.depth")), int(resolved(run, "model.width")))
+        dropout = (
+            float(resolved(run, "model.dropout") or 0) > 0
+            or float(resolved(run, "model.input_dropout") or 0) > 0
+        )
+        table.setdefault(arch, {False: [], True: []})[dropout].append(late_test_error(run))
+    paired = {arch: e for arch, e in table.items() if e[False] and e[True]}
+    if not paired:
+        raise NotApplicable("no architecture was trained both with and without dropout")
+    return paired
+
+
+@claim(
+    preset="dropout",
+    source=SOURCE,
+    text="The test errors form two separate clusters: every net with dropout beats every net without",
+    threshold="> 0: best no-dropout error − worst dropout error, in percentage points",
+    passes=lambda v: v > 0,
+)
+def dropout_clusters_separate(runs: list[RunData]) -> float:
+    """min(test error without dropout) − max(test error with dropout), in percentage points."""
+    table = errors_by_architecture(runs)
+    without = [e for errs in table.values() for e in errs[False]]
+    with_ = [e for errs in table.values() for e in errs[True]]
+    return 100.0 * (min(without) - max(with_))
+
+
+@claim(
+    preset="dropout",
+    source="Srivastava et al. 2014, Fig. 4 and Table 9",
+    text="Dropout lowers the test error of each architecture by at least a fifth (on average)",
+    threshold="≥ 0.20 mean relative reduction (paper: 0.22 in Table 9, max-norm in both; ≈ 0.35 in Fig. 4)",
+    passes=lambda v: v >= 0.20,
+)
+def dropout_relative_reduction(runs: list[RunData]) -> float:
+    """Mean over architectures of 1 − error(dropout) / error(no dropout)."""
+    table = errors_by_architecture(runs)
+    ratios = [
+        1.0 - (sum(e[True]) / len(e[True])) / (sum(e[False]) / len(e[False]))
+        for e in table.values()
+        if sum(e[False]) > 0
+    ]
+    return sum(ratios) / len(ratios) if ratios else math.nan

@@ -1,0 +1,70 @@
+"""The dropout, symmetry, regularizers, self_normalizing and lsuv presets: each quick variant runs and passes
+every claim registered for its preset (initlab/claims/srivastava.py and initlab/claims/handbook.py).
+
+Each quick sweep runs in this process through ``initlab run -m experiment=NAME_quick`` (a few seconds to
+~20 s on one core), then ``initlab.claims.evaluate`` checks the claims on the runs it left on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from initlab import cli, shapeset
+from initlab.claims import evaluate, load_claims
+from initlab.claims.handbook import prior_entropy
+from initlab.config import config_dir
+from initlab.plots import collect_runs
+from initlab.storage import RunData
+
+PRESETS = ("dropout", "symmetry", "regularizers", "self_normalizing", "lsuv")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The basic launcher runs the jobs in this process: one torch thread, as the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_quick(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    sweep_dir = tmp_path / "sweep"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
+    code = cli.main(["run", "-m", f"experiment={preset}_quick", f"hydra.sweep.dir={sweep_dir}"])
+    assert code == 0
+    return sweep_dir
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_quick_preset_passes_its_claims(preset, tmp_path, monkeypatch):
+    runs = collect_runs([run_quick(preset, tmp_path, monkeypatch)])
+    assert runs and all(r.summary["status"] == "completed" for r in runs)
+    assert {r.config["preset"] for r in runs} == {preset}  # the quick variant keeps the base name
+    results = evaluate(runs)
+    expected = [c.name for c in load_claims() if c.preset == preset]
+    assert 1 <= len(expected) <= 3
+    assert [r.claim.name for r in results] == expected
+    for r in results:
+        assert r.passed, f"{r.claim.name}: measured {r.value} ({r.note}); pass if {r.claim.threshold}"
+
+
+def test_prior_entropy_of_shapeset_is_not_ln_k(tmp_path, monkeypatch):
+    """Shapeset's classes are unbalanced (1/6, 1/9, 1/18), so H(p) < ln 9; the value is computed from the
+    training labels the run evaluated."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose(config_name="config", overrides=["experiment=symmetry_quick", "init=zeros"])
+    run = RunData(path=tmp_path, config=OmegaConf.to_container(cfg), overrides=[], summary={})
+    _, labels = shapeset.generate(cfg.data.n_train, cfg.data.seed)
+    p = np.bincount(labels, minlength=9) / len(labels)
+    assert prior_entropy(run) == pytest.approx(-(p * np.log(p)).sum())
+    assert prior_entropy(run) < math.log(9) - 0.05
