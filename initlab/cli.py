@@ -14,8 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from initlab.config import ConfigError, config_dir, group_options, groups
-from initlab.data import DataError
+from initlab.config import ConfigError, DataError, config_dir, group_options, groups
 
 USER_ERRORS = (ConfigError, DataError)
 EXIT_USER_ERROR = 2
@@ -32,12 +31,15 @@ def _task(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     from initlab.storage import SUMMARY_FILE, write_json
+    from initlab.sweep import configure_job
     from initlab.train import train
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
+    if multirun:
+        configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
     try:
         summary = train(cfg, run_dir)
     except USER_ERRORS as exc:
@@ -69,15 +71,24 @@ def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
 
+    from initlab.sweep import exit_code, silence_launcher_schema_warning
+
+    silence_launcher_schema_warning()
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
     sys.argv = ["initlab run", *argv]
-    app()
-    return 0
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C in a sweep: the job in flight kept its logs; stop the sweep quietly
+        error("sweep interrupted; finished jobs keep their directories (index them: initlab sweep-index DIR)")
+        return EXIT_INTERRUPTED
+    return exit_code()  # 1 after a multirun in which a job failed (set by initlab.sweep.SweepCallback)
 
 
 def _describe(path: Path) -> str:
-    """The first comment line of a config file, if any."""
+    """The first comment line of a config file, if any (Hydra's ``# @package`` header is not one)."""
     for line in path.read_text().splitlines():
+        if line.startswith("# @"):
+            continue
         if line.startswith("#"):
             return line.lstrip("# ").strip()
         if line.strip() and not line.startswith("defaults") and not line.startswith("  -"):
@@ -141,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         error(str(exc))
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ class ConfigError(ValueError):
     """A config value that is not allowed; the message names the value and what is allowed."""
 
 
+class DataError(ValueError):
+    """A data set cannot be loaded (missing or malformed files); the message says what to do."""
+
+
 def config_dir() -> Path:
     """The ``conf/`` directory (shipped inside the wheel as the package ``initlab.conf``)."""
     return Path(str(files("initlab.conf")))

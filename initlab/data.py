@@ -28,10 +28,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from initlab import shapeset
-
-
-class DataError(ValueError):
-    """A data set cannot be loaded (missing or malformed files); the message says what to do."""
+from initlab.config import DataError
 
 
 @dataclass

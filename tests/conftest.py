@@ -20,6 +20,21 @@ from omegaconf import DictConfig
 
 from initlab.config import config_dir
 
+# The run-directory contract (README, "The run directory").
+METRICS_COLUMNS = ["step", "epoch", "split", "loss", "reg_loss", "accuracy", "lr"]
+SUMMARY_KEYS = {
+    "status",
+    "steps_done",
+    "diverged_at",
+    "final_train_loss",
+    "final_train_accuracy",
+    "final_test_loss",
+    "final_test_accuracy",
+    "wall_seconds",
+    "seed",
+    "versions",
+}
+
 TINY_DATA = ("data=gaussian", "data.dim=16", "data.n_train=200", "data.n_test=100")
 TINY_RUN = ("model.width=16", "model.depth=2", "train.steps=20", "train.progress=false")
 

@@ -16,24 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 
 from initlab.cli import main
 from initlab.config import config_dir
 from initlab.storage import read_parquet
-
-METRICS_COLUMNS = ["step", "epoch", "split", "loss", "reg_loss", "accuracy", "lr"]
-SUMMARY_KEYS = {
-    "status",
-    "steps_done",
-    "diverged_at",
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_test_loss",
-    "final_test_accuracy",
-    "wall_seconds",
-    "seed",
-    "versions",
-}
 
 
 def cli_env() -> dict[str, str]:

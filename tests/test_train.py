@@ -9,26 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 from omegaconf import OmegaConf
 
 from initlab.config import ConfigError
 from initlab.inits import init_model
 from initlab.models import build_model
 from initlab.train import REGULARIZERS, entropy, max_norm_, reg_loss, train
-
-METRICS_COLUMNS = ["step", "epoch", "split", "loss", "reg_loss", "accuracy", "lr"]
-SUMMARY_KEYS = {
-    "status",
-    "steps_done",
-    "diverged_at",
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_test_loss",
-    "final_test_accuracy",
-    "wall_seconds",
-    "seed",
-    "versions",
-}
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
