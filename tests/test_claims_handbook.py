@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -25,15 +24,6 @@ from initlab.plots import collect_runs
 from initlab.storage import RunData
 
 PRESETS = ("dropout", "symmetry", "regularizers", "self_normalizing", "lsuv")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The basic launcher runs the jobs in this process: one torch thread, as the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_quick(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 
 from initlab import cli
@@ -28,14 +27,6 @@ from initlab.plots import collect_runs
 from initlab.storage import RunData
 
 PRESETS = ["glorot_init", "glorot_saturation", "glorot_table1", "he_deep_relu", "bn_sigmoid"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def compose_preset(name: str):
