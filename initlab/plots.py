@@ -129,7 +129,8 @@ class Options:
     ``steps``: the probe steps of the snapshot figures (``hist``, ``depth``), ints or ``"last"``; a run
     without that exact step uses its nearest probed step. ``layers``: layer indices (1 = first hidden layer,
     depth + 1 = output layer); None = the figure's default. ``xscale``: ``auto`` (symlog when the probe
-    schedule is log-spaced), ``linear`` or ``log`` (symlog) for step axes. ``logy``: log-scale loss axes.
+    schedule is log-spaced), ``linear`` or ``log`` (symlog) for step axes. ``logy``: log-scale loss and
+    error axes. ``color_by``: the swept key that picks the colors (default: init, else act).
     Figure functions append one line to ``notes`` for each part they had to leave out.
     """
 
@@ -137,6 +138,7 @@ class Options:
     layers: list[int] | None = None
     xscale: str = "auto"
     logy: bool = False
+    color_by: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -289,16 +291,24 @@ def group_runs(runs: Sequence[RunData]) -> list[tuple[str, list[RunData]]]:
     return list(groups.items())
 
 
-def styles(runs: Sequence[RunData]) -> dict[str, dict[str, str]]:
+def styles(runs: Sequence[RunData], color_by: str | None = None) -> dict[str, dict[str, str]]:
     """Group label -> ``{"color", "linestyle"}``, the same for every figure of these runs.
 
     If the runs differ in ``init`` (or else in ``act``), the color comes from that name's fixed palette
     entry and the other swept settings get line styles; otherwise colors follow sorted label order.
+    ``color_by`` names another swept key to color by (e.g. ``dropout``): its values get palette colors in
+    sorted order and the other swept settings line styles.
     """
     keys = swept_keys(runs, ignore=[SEED_KEY])
     groups = group_runs(runs)
-    color_key = "init" if "init" in keys or not keys else "act" if "act" in keys else None
+    if color_by in keys:
+        color_key = color_by
+    else:
+        color_key = "init" if "init" in keys or not keys else "act" if "act" in keys else None
     palette = INIT_COLORS if color_key == "init" else ACT_COLORS
+    if color_key not in (None, "init", "act"):
+        values = sorted({str(_value(m[0], color_key) or "") for _, m in groups}, key=_natural_key)
+        palette = {v: FALLBACK_COLORS[i % len(FALLBACK_COLORS)] for i, v in enumerate(values)}
     other = [k for k in keys if k != color_key] if color_key else []
     other_values = sorted(
         {tuple(_value(members[0], k) or "" for k in other) for _, members in groups},
@@ -307,7 +317,7 @@ def styles(runs: Sequence[RunData]) -> dict[str, dict[str, str]]:
     out = {}
     for i, (name, members) in enumerate(groups):
         run = members[0]
-        value = (_value(run, color_key) or "") if color_key else ""
+        value = str(_value(run, color_key) or "") if color_key else ""
         if color_key and value not in palette and color_key == "init":
             value = str(_config_value(run.config, "init.name") or "")
         color = palette.get(value) if color_key else None
@@ -693,7 +703,7 @@ def _percentiles(
     fig, axes = _figure(nrows, ncols, (4.2, 3.2), sharey=True)
     layers = {layer for _, _, layer in panels}
     where = f"layer {next(iter(layers))}" if len(layers) == 1 else "the last hidden layer"
-    colors = styles(runs)
+    colors = styles(runs, opts.color_by)
     group_of = {id(r): g for g, members in group_runs(runs) for r in members}
     for ax, (name, run, layer) in zip(axes.flat, panels, strict=False):
         d = _rows(run.layers, quantity)
@@ -725,7 +735,7 @@ def fig_curves(runs: list[RunData], opts: Options) -> list[Output]:
     usable = [r for r in runs if _has(r.metrics, "step", "split", "loss", "accuracy")]
     if not usable:
         raise Skip("no run has metrics (metrics.parquet missing, empty or unreadable)")
-    style = styles(runs)
+    style = styles(runs, opts.color_by)
     group_of = {id(r): (g, len(m)) for g, m in group_runs(runs) for r in m}
     fig, axes = _figure(1, 2, (5.2, 3.8))
     ax_loss, ax_err = axes[0]
@@ -776,7 +786,9 @@ def fig_curves(runs: list[RunData], opts: Options) -> list[Output]:
     ax_loss.set_ylabel("cross-entropy loss (nats)" + (", log scale" if opts.logy else ""))
     if opts.logy:
         ax_loss.set_yscale("log")
-    ax_err.set_ylabel("classification error (%)")
+    ax_err.set_ylabel("classification error (%)" + (", log scale" if opts.logy else ""))
+    if opts.logy:
+        ax_err.set_yscale("log")
     ax_loss.set_title("loss")
     ax_err.set_title("error")
     for ax in (ax_loss, ax_err):
@@ -801,7 +813,7 @@ def _depth(runs: list[RunData], wanted: int | str, opts: Options) -> Output:
     usable = [r for r in runs if _has(r.layers, "quantity", "step", "layer", "std")]
     if not usable:
         raise Skip("no run has per-layer statistics (layers.parquet missing, empty or unreadable)")
-    style = styles(runs)
+    style = styles(runs, opts.color_by)
     group_of = {id(r): g for g, m in group_runs(runs) for r in m}
     fig, axes = _figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6))
     legend: dict[str, Any] = {}  # one entry per setting, though each has a line in every panel
@@ -1083,7 +1095,10 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="step axes: auto = symlog when probes are log-spaced (default), linear, log (symlog)",
     )
-    parser.add_argument("--logy", action="store_true", help="log-scale loss axis in curves")
+    parser.add_argument("--logy", action="store_true", help="log-scale loss and error axes in curves")
+    parser.add_argument(
+        "--color-by", metavar="KEY", help="swept key that picks the line colors (default: init, else act)"
+    )
     return parser
 
 
@@ -1201,7 +1216,9 @@ def main(argv: list[str]) -> int:
     skipped: list[str] = []
     for name in names:
         function, description = FIGURES[name]
-        opts = Options(steps=steps or [0], layers=layers, xscale=args.xscale, logy=args.logy)
+        opts = Options(
+            steps=steps or [0], layers=layers, xscale=args.xscale, logy=args.logy, color_by=args.color_by
+        )
         problems = []
         try:
             with warnings.catch_warnings():  # Matplotlib's complaints about odd data are not the user's news

@@ -330,6 +330,18 @@ def test_curves_known_numbers_and_colors(hand: list[RunData]) -> None:
     assert "init=standard data=mnist (2 seeds)" in legend and "test (bold)" in legend
 
 
+def test_color_by_another_swept_key(hand: list[RunData]) -> None:
+    fig = _one(P.fig_curves(hand, P.Options(color_by="data", logy=True)))
+    err_ax = fig.axes[1]
+    assert err_ax.get_yscale() == "log"
+    colors: dict[str, set[str]] = {}
+    for line in err_ax.get_lines():
+        data = next(part for part in line.get_label().split() if part.startswith("data="))
+        colors.setdefault(data, set()).add(line.get_color())
+    assert len(colors) == 2 and all(len(c) == 1 for c in colors.values())  # one color per data set
+    assert len(set.union(*colors.values())) == 2
+
+
 def test_heatmap_known_image(hand: list[RunData]) -> None:
     fig = _one(P.fig_heatmap(hand[:1], P.Options()), "heatmap_act_layer2")
     mesh = next(c for c in fig.axes[0].collections if isinstance(c, QuadMesh))
