@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ def load_data(cfg: DictConfig, device: torch.device | str = "cpu") -> Dataset:
 
 
 def augment(
-    x: torch.Tensor, cfg: DictConfig, image_shape: tuple[int, int] | None, gen: torch.Generator
+    x: torch.Tensor, cfg: Any, image_shape: tuple[int, int] | None, gen: torch.Generator
 ) -> torch.Tensor:
     """Training-time augmentation of a standardized batch, drawn from ``gen`` (never the global RNG).
 
