@@ -71,6 +71,17 @@ REGULARIZERS: dict[str, Callable[[float, MLP, Tensor], Tensor]] = {
 }
 
 
+def prior_entropy(y: Tensor, n_classes: int) -> float:
+    """H(p) = −Σ_k p_k ln p_k of the class frequencies of labels ``y``, in nats.
+
+    The loss of a net that ignores its input and predicts q is H(p) + KL(p‖q) ≥ H(p): the floor of a net that
+    learns only the class prior (symmetry never broken); ln K for K balanced classes.
+    """
+    p = torch.bincount(y.cpu(), minlength=n_classes).double() / len(y)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
 def reg_loss(reg: Mapping[str, Any], model: MLP, logits: Tensor) -> Tensor:
     """The sum of the configured penalties (0 when none is on)."""
     terms = [
@@ -226,6 +237,7 @@ def _loop(
     aug = SimpleNamespace(**cfg.data.augment)
     max_norm = reg["max_norm"]
     n_eval = tc.eval_examples  # None: all (slicing with None keeps everything)
+    summary["train_prior_entropy"] = prior_entropy(data.y_train[:n_eval], data.n_classes)
     eval_sets = {
         "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
         "test": (data.x_test[:n_eval], data.y_test[:n_eval]),

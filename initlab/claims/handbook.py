@@ -21,10 +21,8 @@ them.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from initlab.claims import NotApplicable, cfg, claim, layer_stat, one, select
 from initlab.storage import RunData
@@ -56,28 +54,16 @@ def late_errors(run: RunData) -> tuple[float, float]:
 
 
 # -- symmetry ---------------------------------------------------------------------------------------------
-@lru_cache(maxsize=16)
-def _prior_entropy(data_yaml: str, n_eval: int | None) -> float:
-    from initlab.data import LOADERS, DataError
-
-    data_cfg = OmegaConf.create(data_yaml)
-    try:
-        (_, y_train, _, _), n_classes, _ = LOADERS[data_cfg.name](data_cfg)
-    except DataError as exc:
-        raise NotApplicable(str(exc)) from exc
-    p = np.bincount(y_train[:n_eval], minlength=n_classes) / len(y_train[:n_eval])
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def prior_entropy(run: RunData) -> float:
-    """H(p) = −Σ_k p_k ln p_k of the class frequencies p_k of the training examples the run evaluates.
+    """H(p) = −Σ_k p_k ln p_k of the class frequencies of the training examples the run evaluated.
 
-    The loss of a net whose prediction q ignores the input is H(p) + KL(p‖q) ≥ H(p) (equality at q = p);
-    for K balanced classes H(p) = ln K.
+    Logged by the run itself (``train_prior_entropy`` in summary.json). The loss of a net whose prediction q
+    ignores the input is H(p) + KL(p‖q) ≥ H(p) (equality at q = p); for K balanced classes H(p) = ln K.
     """
-    data_yaml = OmegaConf.to_yaml(OmegaConf.create(run.config["data"]))
-    return _prior_entropy(data_yaml, cfg(run, "train.eval_examples"))
+    value = run.summary.get("train_prior_entropy")
+    if value is None:
+        raise NotApplicable(f"{run.path} has no train_prior_entropy in summary.json")
+    return float(value)
 
 
 def final_train_loss(run: RunData) -> float:
