@@ -88,3 +88,8 @@ def test_check_without_applicable_claims(tmp_path, registry, capsys) -> None:
     write_run(tmp_path / "0", "toy", "standard", 0.5)
     assert main(["check", str(tmp_path)]) == 2
     assert "no claim applies" in capsys.readouterr().out
+
+
+def test_check_without_runs(tmp_path, capsys) -> None:
+    assert main(["check", str(tmp_path / "nothing")]) == 2
+    assert "no runs found" in capsys.readouterr().out

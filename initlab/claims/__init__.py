@@ -168,6 +168,9 @@ def main(argv: list[str]) -> int:
     runs = collect_runs(args.paths, notes)
     for note in notes:
         print(f"initlab check: {note}")
+    if not runs:
+        print(f"initlab check: error: no runs found in {' '.join(args.paths)}")
+        return 2
     results = evaluate(runs)
     if not results:
         presets = sorted({str(cfg(r, "preset")) for r in runs})
