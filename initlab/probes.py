@@ -92,17 +92,22 @@ BOUNDED_RANGE: dict[str, tuple[float, float]] = {
 }
 
 
+def _log_steps(cfg: DictConfig, total: int) -> set[int]:
+    """About ``points`` − 1 log-spaced steps in [1, total]: dense early, where most of the action is."""
+    steps = np.unique(np.round(np.geomspace(1, max(total, 1), max(cfg.points - 1, 1)))).astype(int)
+    return {int(s) for s in steps if s <= total}
+
+
+SCHEDULES: dict[str, Callable[[DictConfig, int], set[int]]] = {
+    "log": _log_steps,
+    "every": lambda cfg, total: set(range(0, total + 1, cfg.every)),
+    "list": lambda cfg, total: {int(s) for s in cfg.steps if 0 <= int(s) <= total},
+}
+
+
 def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
-    """The sorted steps at which to probe, always including 0, none above ``total_steps``."""
-    if cfg.schedule == "every":
-        steps = set(range(0, total_steps + 1, cfg.every))
-    elif cfg.schedule == "list":
-        steps = {int(s) for s in cfg.steps if 0 <= int(s) <= total_steps}
-    else:  # log: 0, then about `points` - 1 log-spaced steps in [1, total_steps]
-        n = max(cfg.points - 1, 1)
-        steps = set(np.unique(np.round(np.geomspace(1, max(total_steps, 1), n))).astype(int).tolist())
-        steps = {s for s in steps if s <= total_steps}
-    return sorted(steps | {0})
+    """The sorted steps at which to probe (``cfg.schedule``), always 0, none above ``total_steps``."""
+    return sorted(SCHEDULES[cfg.schedule](cfg, total_steps) | {0})
 
 
 def stats_batch(
