@@ -130,7 +130,9 @@ class Options:
     without that exact step uses its nearest probed step. ``layers``: layer indices (1 = first hidden layer,
     depth + 1 = output layer); None = the figure's default. ``xscale``: ``auto`` (symlog when the probe
     schedule is log-spaced), ``linear`` or ``log`` (symlog) for step axes. ``logy``: log-scale loss and
-    error axes. ``color_by``: the swept key that picks the colors (default: init, else act).
+    error axes. ``color_by``: the swept key that picks the colors (default: init, else act). ``ref_ratio``:
+    in ``depth``, a dashed reference line whose variance changes by this factor per layer (0.5: He et al.'s
+    2^-L for Xavier-initialized ReLU layers).
     Figure functions append one line to ``notes`` for each part they had to leave out.
     """
 
@@ -139,6 +141,7 @@ class Options:
     xscale: str = "auto"
     logy: bool = False
     color_by: str | None = None
+    ref_ratio: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -842,6 +845,14 @@ def _depth(runs: list[RunData], wanted: int | str, opts: Options) -> Output:
                 label=group,
             )
             legend.setdefault(group, ax.lines[-1])
+        if opts.ref_ratio is not None and quantity == "preact" and ax.lines:
+            x0, y0 = ax.lines[0].get_xdata(), np.asarray(ax.lines[0].get_ydata(), dtype=float)
+            if len(x0) and np.isfinite(y0[0]) and y0[0] > 0:
+                x = np.arange(min(x0), max(x0) + 1)
+                (ref,) = ax.plot(
+                    x, y0[0] * opts.ref_ratio ** (x - x[0]), color="0.4", linestyle=":", linewidth=1.5
+                )
+                legend.setdefault(f"reference: × {opts.ref_ratio:g} per layer", ref)
         if any((np.asarray(line.get_ydata()) > 0).any() for line in ax.lines):
             ax.set_yscale("log")
         shown = [x for line in ax.lines for x in line.get_xdata()]
@@ -1099,6 +1110,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--color-by", metavar="KEY", help="swept key that picks the line colors (default: init, else act)"
     )
+    parser.add_argument(
+        "--ref-ratio",
+        type=float,
+        metavar="R",
+        help="depth: dashed reference line whose variance changes by R per layer (e.g. 0.5 = 2^-L)",
+    )
     return parser
 
 
@@ -1217,7 +1234,12 @@ def main(argv: list[str]) -> int:
     for name in names:
         function, description = FIGURES[name]
         opts = Options(
-            steps=steps or [0], layers=layers, xscale=args.xscale, logy=args.logy, color_by=args.color_by
+            steps=steps or [0],
+            layers=layers,
+            xscale=args.xscale,
+            logy=args.logy,
+            color_by=args.color_by,
+            ref_ratio=args.ref_ratio,
         )
         problems = []
         try:

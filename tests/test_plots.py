@@ -330,6 +330,16 @@ def test_curves_known_numbers_and_colors(hand: list[RunData]) -> None:
     assert "init=standard data=mnist (2 seeds)" in legend and "test (bold)" in legend
 
 
+def test_depth_reference_line(hand: list[RunData]) -> None:
+    fig = _one(P.fig_depth(hand, P.Options(ref_ratio=0.5)))
+    ax = fig.axes[0]
+    ref = next(line for line in ax.get_lines() if line.get_linestyle() == ":")
+    first = next(line for line in ax.get_lines() if line.get_linestyle() != ":")
+    x, y = np.asarray(ref.get_xdata()), np.asarray(ref.get_ydata())
+    np.testing.assert_allclose(y, first.get_ydata()[0] * 0.5 ** (x - x[0]))
+    assert "reference: × 0.5 per layer" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_color_by_another_swept_key(hand: list[RunData]) -> None:
     fig = _one(P.fig_curves(hand, P.Options(color_by="data", logy=True)))
     err_ax = fig.axes[1]
