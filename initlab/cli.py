@@ -71,7 +71,7 @@ def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
 
-    from initlab.sweep import exit_code, silence_launcher_schema_warning
+    from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
     silence_launcher_schema_warning()
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
@@ -79,7 +79,8 @@ def cmd_run(argv: list[str]) -> int:
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C in a sweep: the job in flight kept its logs; stop the sweep quietly
-        error("sweep interrupted; finished jobs keep their directories (index them: initlab sweep-index DIR)")
+        index = index_interrupted_sweep()
+        error(f"sweep interrupted; what its jobs logged is indexed in {index}" if index else "interrupted")
         return EXIT_INTERRUPTED
     return exit_code()  # 1 after a multirun in which a job failed (set by initlab.sweep.SweepCallback)
 

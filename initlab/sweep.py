@@ -323,6 +323,17 @@ def describe_failures(index: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 _last_exit_code = 0  # set by SweepCallback.on_multirun_end, read (and reset) by exit_code()
+_running_sweep: Path | None = None  # the sweep directory between on_multirun_start and on_multirun_end
+
+
+def index_interrupted_sweep() -> Path | None:
+    """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path."""
+    global _running_sweep
+    sweep_dir, _running_sweep = _running_sweep, None
+    if sweep_dir is None or not sweep_dir.is_dir():
+        return None
+    write_index(sweep_dir)
+    return sweep_dir / INDEX_FILE
 
 
 def exit_code() -> int:
@@ -346,6 +357,8 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _running_sweep
+        _running_sweep = Path(str(config.hydra.sweep.dir))
         launcher = config.hydra.launcher
         kind = launcher_kind(launcher)
         how = ""
@@ -372,8 +385,9 @@ class SweepCallback(Callback):
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global _last_exit_code
+        global _last_exit_code, _running_sweep
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        _running_sweep = None
         if not sweep_dir.is_dir():
             return
         index = write_index(sweep_dir)

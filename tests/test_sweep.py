@@ -133,6 +133,25 @@ def test_failures_outside_config_checks_and_divergence(tmp_path, monkeypatch, ca
     assert "sweep: 2 jobs, 1 completed, 1 diverged" in capsys.readouterr().out
 
 
+def test_ctrl_c_stops_the_sweep_and_indexes_what_ran(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during job 1 of 3: job 0 is complete, job 1 interrupted, job 2 never starts; exit 130."""
+    from initlab import train
+
+    build_model = train.build_model
+
+    def ctrl_c_at_depth_3(n_features, n_classes, model, act):
+        if model.depth == 3:
+            raise KeyboardInterrupt
+        return build_model(n_features, n_classes, model, act)
+
+    monkeypatch.setattr(train, "build_model", ctrl_c_at_depth_3)
+    code, sweep_dir = run_sweep(tmp_path, monkeypatch, "model.depth=2,3,4")
+    assert code == 130
+    index = sweep.read_index(sweep_dir)
+    assert index["status"].tolist() == ["completed", "interrupted"]
+    assert f"indexed in {sweep_dir / 'sweep.parquet'}" in capsys.readouterr().err
+
+
 def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
     presets = tmp_path / "conf" / "experiment"
     presets.mkdir(parents=True)
