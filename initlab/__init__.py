@@ -1,9 +1,11 @@
 """initlab: a command-line laboratory for initialization, normalization and regularization in training.
 
-Python API: :func:`load_run` reads a run directory back as pandas objects.
+Python API: :func:`load_run` opens a run directory as a :class:`Run`, whose files read as pandas objects.
 """
 
-from initlab.storage import RunData, load_run
+from importlib.metadata import version
 
-__version__ = "0.1.0"
-__all__ = ["RunData", "load_run", "__version__"]
+from initlab.runs import Run, RunData, load_run
+
+__version__ = version("initlab")
+__all__ = ["Run", "RunData", "load_run", "__version__"]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from initlab.config import ConfigError, DataError, config_dir, group_options, groups
+from initlab.config import config_dir, group_options, groups
+from initlab.errors import UserError
 
-USER_ERRORS = (ConfigError, DataError)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -30,7 +30,6 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab.storage import SUMMARY_FILE, write_json
     from initlab.sweep import configure_job
     from initlab.train import train
 
@@ -41,12 +40,8 @@ def _task(cfg: DictConfig) -> None:
     if multirun:
         configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
     try:
-        summary = train(cfg, run_dir)
-    except USER_ERRORS as exc:
-        write_json(
-            run_dir / SUMMARY_FILE,
-            {"status": "failed", "steps_done": 0, "error": str(exc), "seed": cfg.get("seed")},
-        )
+        summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
+    except UserError as exc:
         error(where + str(exc))
         if multirun:
             return
@@ -117,7 +112,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "run": cmd_run,
     "list": cmd_list,
     "plot": "initlab.plots:main",
-    "sweep-index": "initlab.sweep:main",
+    "sweep-index": "initlab.sweep_index:main",
     "check": "initlab.claims:main",
 }
 HELP = {
@@ -150,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         command = getattr(importlib.import_module(module), func)
     try:
         return int(command(rest) or 0)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         error(str(exc))
         return EXIT_USER_ERROR
     except BrokenPipeError:  # output piped into `head` and the like

@@ -15,13 +15,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from initlab.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config value that is not allowed; the message names the value and what is allowed."""
-
-
-class DataError(ValueError):
-    """A data set cannot be loaded (missing or malformed files); the message says what to do."""
 
 
 def config_dir() -> Path:
@@ -70,14 +68,14 @@ def _pair(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
     """Allowed values are the keys of a registry (imported lazily to keep this module light)."""
-    from initlab import data, inits, models, train
+    from initlab import data, inits, models, optim
 
     table = {
         "init": inits.INITS,
         "act": models.ACTIVATIONS,
         "model": models.MODELS,
         "data": data.LOADERS,
-        "optim": train.OPTIMIZERS,
+        "optim": optim.OPTIMIZERS,
     }[name]
     return (lambda v: v in table), "one of " + ", ".join(sorted(table))
 

@@ -29,7 +29,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from initlab import shapeset
-from initlab.config import DataError
+from initlab.errors import UserError
+
+
+class DataError(UserError):
+    """A data set cannot be loaded (missing or malformed files); the message says what to do."""
 
 
 @dataclass

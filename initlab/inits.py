@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -110,31 +112,57 @@ def _lsuv_start(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
     nn.init.orthogonal_(w, gain=1.0)
 
 
-INITS: dict[str, InitFn] = {
-    "zeros": _zeros,
-    "constant": _constant,
-    "normal": _normal,
-    "standard": _standard,
-    "lecun": _lecun,
-    "xavier": _xavier,
-    "kaiming": _kaiming,
-    "orthogonal": _orthogonal,
-    "lsuv": _lsuv_start,
-    "torch_default": lambda w, cfg, gain: None,  # nn.Linear.reset_parameters() already ran
+# A data-driven stage after every layer was filled: (model, its weight layers, training inputs, init config)
+# -> what to record in summary.json.
+DataStage = Callable[[nn.Module, list[nn.Linear], torch.Tensor, DictConfig], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One initialization scheme: how it fills a weight matrix, and what else it does.
+
+    ``fill`` None leaves torch's own initialization of the layer (weights and bias) alone; ``data_stage``
+    runs on training inputs once every layer is filled (LSUV's rescaling).
+    """
+
+    fill: InitFn | None
+    data_stage: DataStage | None = None
+
+
+def _lsuv_stage(
+    model: nn.Module, linears: list[nn.Linear], x: torch.Tensor, cfg: DictConfig
+) -> dict[str, Any]:
+    return {"lsuv_variances": lsuv(model, linears, x[: cfg.batch_size], cfg.tol, cfg.max_iter)}
+
+
+INITS: dict[str, Scheme] = {
+    "zeros": Scheme(_zeros),
+    "constant": Scheme(_constant),
+    "normal": Scheme(_normal),
+    "standard": Scheme(_standard),
+    "lecun": Scheme(_lecun),
+    "xavier": Scheme(_xavier),
+    "kaiming": Scheme(_kaiming),
+    "orthogonal": Scheme(_orthogonal),
+    "lsuv": Scheme(_lsuv_start, data_stage=_lsuv_stage),
+    "torch_default": Scheme(None),  # nn.Linear.reset_parameters() already ran
 }
 
 
 def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
     """Initialize one linear layer's weight (and bias) with the scheme ``cfg.name``."""
+    scheme = INITS[cfg.name]
+    if scheme.fill is None:
+        return
     gain = cfg.get("gain", None)
     gain = activation_gain(act) if gain is None else float(gain)
-    INITS[cfg.name](layer.weight, cfg, gain)
-    if layer.bias is not None and cfg.name != "torch_default":
+    scheme.fill(layer.weight, cfg, gain)
+    if layer.bias is not None:
         nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
 
 
 def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:
-    """Initialize every linear layer of a model (LSUV's data-driven stage is :func:`lsuv`).
+    """Initialize every linear layer of a model (a scheme's data-driven stage is :func:`initialize`'s).
 
     A layer's gain is that of the nonlinearity that follows it: the hidden layers' activation, and for the
     output layer, whose logits go straight into the softmax, the linear gain 1.
@@ -143,6 +171,17 @@ def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -
     for layer in hidden:
         init_linear(layer, cfg, act)
     init_linear(out, cfg, OmegaConf.create({"name": "linear"}))
+
+
+def initialize(model: nn.Module, cfg: DictConfig, act: DictConfig, x: torch.Tensor) -> dict[str, Any]:
+    """Initialize ``model`` with the scheme ``cfg.name``, then run its data stage (if any) on inputs ``x``.
+
+    Returns what the scheme wants recorded in ``summary.json`` (LSUV: each layer's final variance).
+    """
+    linears = model.linears()
+    init_model(linears, cfg, act)
+    stage = INITS[cfg.name].data_stage
+    return stage(model, linears, x, cfg) if stage is not None else {}
 
 
 @torch.no_grad()

@@ -23,11 +23,12 @@ Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), st
                     symmetry was never broken (zero or constant init).
 ==================  ===========================================================================
 
-Statistics of each: mean, std, min, max, percentiles p02 p15 p50 p85 p98 (Ioffe & Szegedy's Fig. 1 bands
-are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated`` (``act`` of tanh: |a| > 0.99, sigmoid:
-a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n`` (values) and ``n_nonfinite`` (inf/NaN,
-left out of every other statistic). Percentiles are exact up to 8,192 values and taken on an evenly
-strided subsample of that size above it (weight matrices); all other statistics use every value.
+Statistics of each (computed by :mod:`initlab.stats`): mean, std, min, max, percentiles p02 p15 p50 p85
+p98 (Ioffe & Szegedy's Fig. 1 bands are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated``
+(``act`` of tanh: |a| > 0.99, sigmoid: a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n``
+(values) and ``n_nonfinite`` (inf/NaN, left out of every other statistic). Percentiles are exact up to
+8,192 values and taken on an evenly strided subsample of that size above it (weight matrices); all other
+statistics use every value.
 
 Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
 histograms of different steps are comparable (and stack into a heat map): [0, 1] or [-1, 1] for the
@@ -40,8 +41,8 @@ log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at
 training step that performs update s+1 (its forward and backward pass, no extra pass); with
 ``fixed_batch: N`` it instead runs one extra forward/backward pass on N fixed test examples, with the random
 state, batch-norm buffers and gradients restored afterwards, so the training trajectory is unchanged either
-way. All statistics of a step are computed on the tensors' device and moved to the CPU in one transfer
-(the first probe needs one more, for the histogram ranges).
+way (:class:`FixedBatchProbe`). All statistics of a step are computed on the tensors' device and moved
+to the CPU in one transfer (the first probe needs one more, for the histogram ranges).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,37 +60,10 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from initlab.models import MLP
+from initlab.stats import BOUNDED_RANGE, SATURATION, STATS, stats_batch
 from initlab.storage import HISTS_FILE, LAYERS_FILE, ParquetLog
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
-PERCENTILES = (0.02, 0.15, 0.50, 0.85, 0.98)
-STATS = (
-    "mean",
-    "std",
-    "min",
-    "max",
-    "p02",
-    "p15",
-    "p50",
-    "p85",
-    "p98",
-    "frac_zero",
-    "frac_saturated",
-    "n",
-    "n_nonfinite",
-)
-MAX_QUANTILE_VALUES = 8_192
-
-SATURATION: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-    "softsign": lambda a: a.abs() > 0.9,
-}
-BOUNDED_RANGE: dict[str, tuple[float, float]] = {
-    "tanh": (-1.0, 1.0),
-    "softsign": (-1.0, 1.0),
-    "sigmoid": (0.0, 1.0),
-}
 
 
 def _log_steps(cfg: DictConfig, total: int) -> set[int]:
@@ -110,58 +84,6 @@ def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
     return sorted(SCHEDULES[cfg.schedule](cfg, total_steps) | {0})
 
 
-def stats_batch(
-    tensors: list[Tensor],
-    ranges: list[tuple[float, float]],
-    bins: int,
-    saturated: list[Callable[[Tensor], Tensor] | None],
-) -> Tensor:
-    """One row per tensor, on their device: the :data:`STATS`, ``bins`` counts, underflow, overflow.
-
-    Moments, extremes, fractions and histograms use every value; the percentiles of all tensors come
-    from one batched ``nanquantile`` over evenly strided subsamples of at most ``MAX_QUANTILE_VALUES``.
-    """
-    flat = [t.detach().reshape(-1).float() for t in tensors]
-    subs = [v[:: max(1, math.ceil(v.numel() / MAX_QUANTILE_VALUES))] for v in flat]
-    # One sort per size class (powers of two), NaN-padded, so small tensors are not padded to large ones.
-    size_class: dict[int, list[int]] = {}
-    for i, sub in enumerate(subs):
-        size_class.setdefault(max(sub.numel(), 1).bit_length(), []).append(i)
-    q: list[Tensor] = [torch.empty(0)] * len(subs)
-    probs = torch.tensor(PERCENTILES, device=flat[0].device)
-    for members in size_class.values():
-        padded = torch.nn.utils.rnn.pad_sequence([subs[i] for i in members], True, math.nan)
-        padded = torch.where(torch.isfinite(padded), padded, math.nan)
-        for i, row in zip(members, torch.nanquantile(padded, probs, dim=1).T, strict=True):
-            q[i] = row
-    rows = []
-    for v, (lo, hi), sat, qs in zip(flat, ranges, saturated, q, strict=True):
-        fin = torch.isfinite(v)
-        n_fin = fin.sum()
-        nf = n_fin.clamp(min=1).float()
-        vz = torch.where(fin, v, 0.0)
-        mean = vz.sum() / nf
-        var = torch.where(fin, v - mean, 0.0).pow(2).sum() / (nf - 1).clamp(min=1)
-        vmin = torch.where(fin, v, math.inf).min()
-        vmax = torch.where(fin, v, -math.inf).max()
-        frac_zero = (v == 0).sum() / nf
-        frac_sat = (sat(v) & fin).sum() / nf if sat is not None else torch.full_like(mean, math.nan)
-        n = torch.full_like(mean, float(v.numel()))
-        parked = torch.where(fin, v, lo - (hi - lo))  # non-finite values land outside the histogram range
-        hist = torch.histc(parked, bins=bins, min=lo, max=hi)
-        outside = torch.stack([((v < lo) & fin).sum(), ((v > hi) & fin).sum()]).float()
-        head = torch.stack([mean, var.sqrt(), vmin, vmax, *qs, frac_zero, frac_sat, n, n - n_fin.float()])
-        rows.append(torch.cat([head.float(), hist.float(), outside]))
-    return torch.stack(rows)
-
-
-def tensor_stats(
-    x: Tensor, lo: float, hi: float, bins: int, saturated: Callable[[Tensor], Tensor] | None
-) -> Tensor:
-    """The statistics row of one tensor (see :func:`stats_batch`)."""
-    return stats_batch([x], [(lo, hi)], bins, [saturated])[0]
-
-
 @dataclass
 class ProbedLayer:
     index: int  # 1 = first hidden layer, depth + 1 = output layer
@@ -171,14 +93,18 @@ class ProbedLayer:
 
 
 class Probe:
-    """Hooks that capture a model's per-layer tensors at scheduled steps and log their statistics."""
+    """Hooks that capture a model's per-layer tensors at scheduled steps and log their statistics.
+
+    The training loop wraps each step's forward and backward pass in ``with probe.step(step):`` and calls
+    :meth:`finish` when training ends; that is the whole interface, shared by :class:`Probe` (reads the
+    training pass itself), :class:`FixedBatchProbe` (an extra pass on fixed examples) and
+    :class:`NullProbe` (probes off).
+    """
 
     def __init__(self, model: MLP, act_name: str, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
         self.cfg = cfg
         self.act_name = act_name
-        # A training-pass probe at step s needs the pass of update s+1: the last probe-able step is steps-1.
-        last = total_steps if cfg.fixed_batch else max(total_steps - 1, 0)
-        self.steps = set(schedule(cfg, last))
+        self.steps = set(schedule(cfg, self.last_step(total_steps)))
         self.layers = [
             ProbedLayer(i + 1, f"hidden.{i}.linear", block.linear, block.act)
             for i, block in enumerate(model.hidden)
@@ -190,8 +116,26 @@ class Probe:
         self._captured: dict[tuple[int, str], Tensor] = {}
         self._warned = False
 
+    @staticmethod
+    def last_step(total_steps: int) -> int:
+        """A probe of the training pass at step s reads update s+1: the last one it can read is steps−1."""
+        return max(total_steps - 1, 0)
+
     def wants(self, step: int) -> bool:
         return step in self.steps
+
+    def step(self, step: int) -> AbstractContextManager[None]:
+        """Wrap the training step's forward and backward pass: probed when ``step`` is scheduled."""
+        return self._read_pass(step) if step in self.steps else nullcontext()
+
+    @contextmanager
+    def _read_pass(self, step: int) -> Iterator[None]:
+        with self.capture():
+            yield
+        self.record(step)
+
+    def finish(self, steps_done: int, diverged: bool) -> None:
+        """Called once training ends (the training-pass probe has nothing left to read)."""
 
     # -- capture ---------------------------------------------------------------------------------------
     def _keep(self, layer: int, quantity: str, t: Tensor) -> None:
@@ -219,26 +163,6 @@ class Probe:
         finally:
             for h in handles:
                 h.remove()
-
-    def probe_fixed_batch(self, model: nn.Module, loss_of: Callable[[Tensor], Tensor], step: int) -> None:
-        """An extra forward/backward pass (``loss_of(model)``) that leaves no trace on the training run."""
-        buffers = [b.detach().clone() for b in model.buffers()]
-        devices = (
-            [torch.cuda.current_device()]
-            if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters())
-            else []
-        )
-        with torch.random.fork_rng(devices=devices), self.capture():
-            grads = [p.grad for p in model.parameters()]
-            for p in model.parameters():
-                p.grad = None
-            loss_of(model).backward()
-            self.record(step)
-            for p, g in zip(model.parameters(), grads, strict=True):
-                p.grad = g
-        with torch.no_grad():
-            for b, saved in zip(model.buffers(), buffers, strict=True):
-                b.copy_(saved)
 
     # -- statistics ------------------------------------------------------------------------------------
     def _tensors(self) -> dict[tuple[int, str], Tensor]:
@@ -366,3 +290,83 @@ class Probe:
     def close(self) -> None:
         self.layers_log.close()
         self.hists_log.close()
+
+
+class FixedBatchProbe(Probe):
+    """Probes an extra forward/backward pass, ``loss_of(model)``, on fixed examples instead of the training
+    pass (Glorot & Bengio measured on 300 fixed test examples); it leaves no trace on the training run."""
+
+    def __init__(
+        self,
+        model: MLP,
+        act_name: str,
+        cfg: DictConfig,
+        total_steps: int,
+        run_dir: Path,
+        loss_of: Callable[[nn.Module], Tensor],
+    ) -> None:
+        super().__init__(model, act_name, cfg, total_steps, run_dir)
+        self.model, self.loss_of = model, loss_of
+
+    @staticmethod
+    def last_step(total_steps: int) -> int:
+        return total_steps  # the net after the last update can be probed too
+
+    def step(self, step: int) -> AbstractContextManager[None]:
+        if step in self.steps:
+            self.probe_fixed_batch(self.model, self.loss_of, step)
+        return nullcontext()
+
+    def finish(self, steps_done: int, diverged: bool) -> None:
+        if not diverged and steps_done in self.steps:
+            self.probe_fixed_batch(self.model, self.loss_of, steps_done)
+
+    def probe_fixed_batch(self, model: nn.Module, loss_of: Callable[[nn.Module], Tensor], step: int) -> None:
+        """An extra forward/backward pass (``loss_of(model)``) that leaves no trace on the training run."""
+        buffers = [b.detach().clone() for b in model.buffers()]
+        devices = (
+            [torch.cuda.current_device()]
+            if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters())
+            else []
+        )
+        with torch.random.fork_rng(devices=devices), self.capture():
+            grads = [p.grad for p in model.parameters()]
+            for p in model.parameters():
+                p.grad = None
+            loss_of(model).backward()
+            self.record(step)
+            for p, g in zip(model.parameters(), grads, strict=True):
+                p.grad = g
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+
+
+class NullProbe:
+    """Probes off: the same interface, doing nothing."""
+
+    def step(self, step: int) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def finish(self, steps_done: int, diverged: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_probe(
+    model: MLP,
+    act_name: str,
+    cfg: DictConfig,
+    total_steps: int,
+    run_dir: Path,
+    fixed_loss: Callable[[nn.Module], Tensor] | None,
+) -> Probe | NullProbe:
+    """The probe ``cfg`` asks for: off, on the training pass, or on a fixed batch (``cfg.fixed_batch``)."""
+    if not cfg.enabled:
+        return NullProbe()
+    if cfg.fixed_batch:
+        assert fixed_loss is not None, "probe.fixed_batch needs the loss of the fixed batch"
+        return FixedBatchProbe(model, act_name, cfg, total_steps, run_dir, fixed_loss)
+    return Probe(model, act_name, cfg, total_steps, run_dir)

@@ -1,4 +1,4 @@
-"""What a run leaves on disk, and how to read it back.
+"""What a run writes to disk (its reader is :mod:`initlab.runs`).
 
 A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.yaml) and:
 
@@ -10,7 +10,8 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
 Ctrl-C, SIGTERM). Memory stays flat, a live run can be read, and even a hard-killed run keeps its flushed
-parts (:func:`load_run` reads them). ``summary.json`` is replaced atomically (write, then rename).
+parts (:func:`initlab.load_run` reads them). ``summary.json`` is replaced atomically (write, then rename);
+:func:`initlab.train.train` is its one writer.
 """
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from omegaconf import OmegaConf
 
 METRICS_FILE = "metrics.parquet"
 LAYERS_FILE = "layers.parquet"
@@ -106,72 +104,3 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_strict(data), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
-
-
-@dataclass
-class RunData:
-    """Everything one run logged, as pandas objects. Missing files give empty frames."""
-
-    path: Path
-    config: dict[str, Any]
-    overrides: list[str]
-    summary: dict[str, Any]
-    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
-    layers: pd.DataFrame = field(default_factory=pd.DataFrame)
-    hists: pd.DataFrame = field(default_factory=pd.DataFrame)
-    problems: list[str] = field(default_factory=list)  # files that exist but could not be read
-
-
-def read_parquet(path: Path, problems: list[str] | None = None) -> pd.DataFrame:
-    """Read a log file, or the parts of a run still training (or killed); unreadable or missing: empty."""
-    parts = sorted(parts_dir(path).glob("part-*.parquet")) if not path.exists() else []
-    if not path.exists() and not parts:
-        return pd.DataFrame()
-    try:
-        if parts:
-            return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        return pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - a truncated file raises various pyarrow errors
-        if problems is not None:
-            problems.append(f"{path}: unreadable ({type(exc).__name__}: {exc})")
-        return pd.DataFrame()
-
-
-def is_run_dir(path: Path) -> bool:
-    """A run directory has a summary.json or a metrics file next to Hydra's .hydra/ folder."""
-    path = Path(path)
-    return (path / SUMMARY_FILE).is_file() or (path / METRICS_FILE).is_file()
-
-
-def load_run(path: str | Path) -> RunData:
-    """Load a run directory: ``load_run("outputs/runs/...").layers`` is a DataFrame of probe statistics."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a directory")
-    problems: list[str] = []
-    config: dict[str, Any] = {}
-    overrides: list[str] = []
-    if (path / ".hydra" / "config.yaml").is_file():
-        loaded = OmegaConf.load(path / ".hydra" / "config.yaml")
-        try:  # presets may use interpolations; resolve them so readers see values
-            config = OmegaConf.to_container(loaded, resolve=True)
-        except Exception:  # noqa: BLE001 - e.g. a Hydra-only resolver: keep the raw strings
-            config = OmegaConf.to_container(loaded, resolve=False)
-    if (path / ".hydra" / "overrides.yaml").is_file():
-        overrides = list(OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "overrides.yaml")) or [])
-    summary: dict[str, Any] = {}
-    if (path / SUMMARY_FILE).is_file():
-        try:
-            summary = json.loads((path / SUMMARY_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path / SUMMARY_FILE}: unreadable ({exc})")
-    return RunData(
-        path=path,
-        config=config,
-        overrides=overrides,
-        summary=summary,
-        metrics=read_parquet(path / METRICS_FILE, problems),
-        layers=read_parquet(path / LAYERS_FILE, problems),
-        hists=read_parquet(path / HISTS_FILE, problems),
-        problems=problems,
-    )

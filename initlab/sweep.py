@@ -1,74 +1,29 @@
-"""Sweeps: per-job settings for parallel launchers, and the sweep index ``sweep.parquet``.
+"""Sweeps: per-job settings for parallel launchers, and the Hydra callback that indexes a sweep.
 
 ``initlab run -m ...`` is a Hydra multirun. The launcher (``hydra/launcher=basic|joblib|submitit_local|
 submitit_slurm``) decides where the jobs run; each job writes its own directory ``<sweep dir>/<job num>/``
-with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds three things on top:
+with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things on top:
 
 * :func:`configure_job` -- called by every job of a multirun (from ``initlab.cli._task``): under a parallel
   launcher it gives the job ``cores // parallel jobs`` torch threads (so jobs do not oversubscribe the
   CPUs) and turns its tqdm bar off (bars of parallel jobs would garble each other);
 * :class:`SweepCallback` -- a Hydra callback (``hydra.callbacks.sweep_index`` in ``conf/config.yaml``) that
-  prints one line per finished job, and when the multirun ends writes the index and prints a summary line;
-* :func:`build_index` / ``initlab sweep-index DIR`` -- the index is built from the job directories alone,
-  so it can be rebuilt at any time: after cluster jobs finished out of order, or after deleting or
-  rerunning some jobs.
-
-The index has one row per job directory, sorted by job number, with these columns:
-
-``job``
-    Hydra's job number (``hydra.job.num``).
-one column per override, e.g. ``init``, ``act``, ``seed``, ``model.depth``
-    the job's value (from ``.hydra/overrides.yaml``), typed: ``model.depth=2`` gives the integer 2.
-``status``
-    from ``summary.json``: ``completed``, ``diverged``, ``failed``, ``interrupted``, ``running`` (not
-    finished, or killed hard), or ``missing`` (the job has no ``summary.json``).
-``error``
-    why a job failed (null otherwise).
-``steps_done``, ``diverged_at``, ``final_{train,test}_{loss,accuracy}``, ``wall_seconds``, ``startup_seconds``
-    from ``summary.json`` (null when absent).
-``dir``
-    the job directory (absolute path), e.g. for ``initlab.load_run(row.dir)``.
+  prints one line per finished job, and when the multirun ends writes the index ``sweep.parquet``
+  (:mod:`initlab.sweep_index`, which also holds ``initlab sweep-index``) and prints a summary line.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
-import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.storage import SUMMARY_FILE
-
-INDEX_FILE = "sweep.parquet"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
-HYDRA_FILE = Path(".hydra") / "hydra.yaml"
-
-# summary.json fields copied into the index, in column order (any other ``final_*`` field is added too).
-SUMMARY_COLUMNS = [
-    "status",
-    "error",
-    "steps_done",
-    "diverged_at",
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_test_loss",
-    "final_test_accuracy",
-    "wall_seconds",
-    "startup_seconds",
-]
-INT_COLUMNS = ("job", "steps_done", "diverged_at")
-# Statuses of a job that ran to its end; anything else makes `initlab run -m` exit with 1.
-OK_STATUSES = ("completed", "diverged")
-STATUS_ORDER = ("completed", "diverged", "failed", "interrupted", "running", "missing")
-
+from initlab.runs import read_summary
+from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
 
 # --------------------------------------------------------------------------------------------------
 # Per-job settings under parallel launchers
@@ -157,168 +112,6 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The sweep index
-# --------------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _override_parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def parse_overrides(lines: list[str]) -> dict[str, Any]:
-    """``["init=xavier", "model.depth=2"]`` -> ``{"init": "xavier", "model.depth": 2}`` (typed by Hydra).
-
-    Deletions (``~key``) are skipped; lists and dicts are kept as Hydra writes them (``[0.9,0.99]``).
-    """
-    values: dict[str, Any] = {}
-    for override in _override_parser().parse_overrides(lines):
-        if override.is_delete():
-            continue
-        key = override.key_or_group + (f"@{override.package}" if override.package else "")
-        value = override.value()
-        if isinstance(value, list | dict):
-            value = override.get_value_element_as_str()
-        values[key] = value
-    return values
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Every job directory below ``sweep_dir`` (a directory holding ``.hydra/overrides.yaml``)."""
-    found = (p.parent.parent for p in Path(sweep_dir).rglob("overrides.yaml") if p.parent.name == ".hydra")
-    return sorted(p for p in found if ".submitit" not in p.relative_to(sweep_dir).parts)
-
-
-def _load_yaml(path: Path) -> Any:
-    """A YAML file as plain Python objects (PyYAML's C loader: ~15x faster than OmegaConf.load)."""
-    import yaml
-
-    with open(path) as f:
-        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def _job_number(job_dir: Path) -> int | None:
-    """``hydra.job.num`` from the job's ``.hydra/hydra.yaml`` (else the directory name, if a number)."""
-    if (job_dir / HYDRA_FILE).is_file():
-        num = ((_load_yaml(job_dir / HYDRA_FILE) or {}).get("hydra") or {}).get("job", {}).get("num")
-        if isinstance(num, int):
-            return num
-    return int(job_dir.name) if job_dir.name.isdigit() else None
-
-
-def read_summary(job_dir: Path) -> dict[str, Any]:
-    """The job's summary.json; ``{"status": "missing", ...}`` when it is absent or unreadable."""
-    path = job_dir / SUMMARY_FILE
-    if not path.is_file():
-        return {"status": "missing", "error": f"no {SUMMARY_FILE}"}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return {"status": "missing", "error": f"{SUMMARY_FILE} unreadable: {exc}"}
-
-
-def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One job's (override values, index fields)."""
-    overrides = parse_overrides([str(line) for line in _load_yaml(job_dir / OVERRIDES_FILE) or []])
-    summary = read_summary(job_dir)
-    fields: dict[str, Any] = {"job": _job_number(job_dir)}
-    fields.update({key: summary.get(key) for key in SUMMARY_COLUMNS})
-    fields.update({k: v for k, v in summary.items() if k.startswith("final_") and k not in fields})
-    fields["dir"] = str(job_dir.resolve())
-    return overrides, fields
-
-
-def _uniform_column(values: pd.Series) -> pd.Series:
-    """Overrides of one key may mix types (``null,1.0``: fine; ``true,2``: not); mixed ones become text."""
-
-    def kind(v: Any) -> str:
-        return "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else "text"
-
-    kinds = {kind(v) for v in values.dropna()}
-    if len(kinds) <= 1:
-        return values
-    return values.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
-
-
-def build_index(sweep_dir: str | Path) -> pd.DataFrame:
-    """The sweep index of ``sweep_dir``, built from its job directories alone (see the module docstring)."""
-    sweep_dir = Path(sweep_dir)
-    rows = [job_row(d) for d in job_dirs(sweep_dir)]
-    rows.sort(key=lambda r: (r[1]["job"] is None, r[1]["job"] or 0, r[1]["dir"]))
-    override_keys: list[str] = []
-    for overrides, _ in rows:
-        override_keys += [k for k in overrides if k not in override_keys]
-    fixed = ["job", *SUMMARY_COLUMNS]
-    extra = sorted({k for _, f in rows for k in f if k not in fixed and k != "dir"})
-    columns = ["job", *override_keys, *SUMMARY_COLUMNS, *extra, "dir"]
-    records = [{**{k: o.get(k) for k in override_keys}, **f} for o, f in rows]
-    index = pd.DataFrame.from_records(records, columns=columns)
-    for key in override_keys:
-        index[key] = _uniform_column(index[key])
-    for key in INT_COLUMNS:
-        index[key] = index[key].astype("Int64")
-    for key in index.columns:
-        if key.startswith("final_") or key.endswith("_seconds"):
-            index[key] = index[key].astype("float64")
-    for key in ("status", "error", "dir"):
-        index[key] = index[key].astype("string")
-    return index
-
-
-def write_index(sweep_dir: str | Path) -> pd.DataFrame:
-    """Build the index of ``sweep_dir`` and write it to ``sweep_dir/sweep.parquet`` (atomically)."""
-    sweep_dir = Path(sweep_dir)
-    index = build_index(sweep_dir)
-    tmp = sweep_dir / (INDEX_FILE + ".tmp")
-    index.to_parquet(tmp, index=False)
-    os.replace(tmp, sweep_dir / INDEX_FILE)
-    return index
-
-
-def read_index(sweep_dir: str | Path) -> pd.DataFrame:
-    """Read ``sweep_dir/sweep.parquet`` (run ``initlab sweep-index DIR`` first if it is missing)."""
-    return pd.read_parquet(Path(sweep_dir) / INDEX_FILE)
-
-
-def status_counts(index: pd.DataFrame) -> dict[str, int]:
-    """Jobs per status, in a fixed order (completed, diverged, failed, ...), zero counts left out."""
-    counts = index["status"].value_counts().to_dict()
-    order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts) - set(STATUS_ORDER))
-    return {status: int(counts[status]) for status in order}
-
-
-def summary_line(index: pd.DataFrame, index_path: Path) -> str:
-    """E.g. ``sweep: 8 jobs, 7 completed, 1 failed (see outputs/multirun/.../sweep.parquet)``."""
-    parts = [f"{n} {status}" for status, n in status_counts(index).items()]
-    return f"sweep: {len(index)} jobs" + "".join(f", {p}" for p in parts) + f" (see {index_path})"
-
-
-def failures(index: pd.DataFrame) -> pd.DataFrame:
-    """The rows of jobs that did not run to their end (status other than completed or diverged)."""
-    return index[~index["status"].isin(OK_STATUSES)]
-
-
-def varying_overrides(index: pd.DataFrame) -> list[str]:
-    """Override columns whose value differs between jobs (what the sweep swept)."""
-    fixed = {"job", "dir", *SUMMARY_COLUMNS}
-    overrides = [c for c in index.columns if c not in fixed and not c.startswith("final_")]
-    return [c for c in overrides if index[c].astype("string").nunique(dropna=False) > 1]
-
-
-def describe_failures(index: pd.DataFrame) -> list[str]:
-    """One line per job that did not run to its end: job number, swept values, status and error."""
-    swept = varying_overrides(index)
-    lines = []
-    for _, row in failures(index).iterrows():
-        values = " ".join(f"{k}={'null' if pd.isna(row[k]) else row[k]}" for k in swept)
-        error = row["error"] if isinstance(row["error"], str) else "no error recorded"
-        lines.append(f"  job {row['job']} ({values}): {row['status']}: {error}")
-    return lines
-
-
-# --------------------------------------------------------------------------------------------------
 # The Hydra callback
 # --------------------------------------------------------------------------------------------------
 
@@ -395,30 +188,3 @@ class SweepCallback(Callback):
         for line in describe_failures(index):
             print(line, flush=True)
         _last_exit_code = 1 if len(failures(index)) else 0
-
-
-# --------------------------------------------------------------------------------------------------
-# initlab sweep-index DIR
-# --------------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str]) -> int:
-    """Rebuild a sweep directory's sweep.parquet from its job directories."""
-    parser = argparse.ArgumentParser(
-        prog="initlab sweep-index",
-        description=main.__doc__,
-        epilog="Columns: job, one per override, status, error, steps_done, diverged_at, final metrics, "
-        "wall_seconds, startup_seconds, dir.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. outputs/multirun/DATE/TIME")
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"initlab: error: {args.sweep_dir} is not a directory", file=sys.stderr)
-        return 2
-    index = write_index(args.sweep_dir)
-    if index.empty:
-        print(f"initlab: warning: no job directories (with .hydra/overrides.yaml) in {args.sweep_dir}")
-    print(summary_line(index, args.sweep_dir / INDEX_FILE))
-    for line in describe_failures(index):
-        print(line)
-    return 0

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,48 +28,14 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-import initlab
 from initlab.config import ConfigError, validate
 from initlab.data import Dataset, augment, load_data
-from initlab.inits import init_model, lsuv
-from initlab.models import MLP, build_model
-from initlab.probes import Probe
+from initlab.errors import UserError
+from initlab.inits import initialize
+from initlab.models import build_model
+from initlab.optim import make_optimizer, max_norm_, reg_loss
+from initlab.probes import NullProbe, Probe, make_probe
 from initlab.storage import METRICS_FILE, SUMMARY_FILE, ParquetLog, write_json
-
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], DictConfig], torch.optim.Optimizer]] = {
-    "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
-    ),
-    "adam": lambda params, c: torch.optim.Adam(
-        params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay
-    ),
-    "adamw": lambda params, c: torch.optim.AdamW(
-        params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay
-    ),
-}
-
-
-def _weights(model: MLP) -> list[Tensor]:
-    return [layer.weight for layer in model.linears()]
-
-
-def entropy(logits: Tensor) -> Tensor:
-    """Mean predictive entropy H(p) = −Σ_k p_k log p_k over a batch, in nats."""
-    logp = F.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(-1).mean()
-
-
-# Each penalty maps (λ, model, logits) to the term added to the data loss.
-REGULARIZERS: dict[str, Callable[[float, MLP, Tensor], Tensor]] = {
-    # L2 penalty λ·Σ‖W‖² on the weight matrices (Goodfellow et al. 2016 §7.1.1); biases are not penalized.
-    "l2": lambda lam, model, logits: lam * sum(w.pow(2).sum() for w in _weights(model)),
-    # L1 penalty λ·Σ|W|, which drives weights to exactly zero.
-    "l1": lambda lam, model, logits: lam * sum(w.abs().sum() for w in _weights(model)),
-    # Confidence penalty (Pereyra et al. 2017): loss − λ·H(p) *rewards* entropy, i.e. penalizes confident
-    # predictions. The handbook prints L − λ·Σ p log p, which equals L + λ·H and would lower entropy; we
-    # implement the stated intent.
-    "entropy": lambda lam, model, logits: -lam * entropy(logits),
-}
 
 
 def prior_entropy(y: Tensor, n_classes: int) -> float:
@@ -82,25 +49,8 @@ def prior_entropy(y: Tensor, n_classes: int) -> float:
     return float(-(p * p.log()).sum())
 
 
-def reg_loss(reg: Mapping[str, Any], model: MLP, logits: Tensor) -> Tensor:
-    """The sum of the configured penalties (0 when none is on)."""
-    terms = [
-        REGULARIZERS[name](float(lam), model, logits)
-        for name, lam in reg.items()
-        if name in REGULARIZERS and lam
-    ]
-    return sum(terms, torch.zeros((), device=logits.device))
-
-
 @torch.no_grad()
-def max_norm_(model: MLP, c: float) -> None:
-    """Srivastava et al. 2014: project each unit's incoming weight vector onto the ball ‖w‖₂ ≤ c."""
-    for w in _weights(model):
-        w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=c))
-
-
-@torch.no_grad()
-def evaluate(model: MLP, x: Tensor, y: Tensor, reg: Mapping[str, Any]) -> dict[str, float]:
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, reg: Mapping[str, Any]) -> dict[str, float]:
     """Data loss, penalty and accuracy on (x, y) in eval mode (no dropout, batch norm on running stats)."""
     was_training = model.training
     model.eval()
@@ -159,7 +109,7 @@ def versions() -> dict[str, str]:
     import pandas
 
     return {
-        "initlab": initlab.__version__,
+        "initlab": version("initlab"),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
@@ -169,37 +119,38 @@ def versions() -> dict[str, str]:
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run one configured training job, writing its logs into ``run_dir``; returns the summary."""
+    """Run one configured training job, writing its logs into ``run_dir``; returns the summary.
+
+    This function is the one writer of ``summary.json``: ``running`` while it trains, then the final record
+    -- also for a run that fails, which keeps its status, error and the steps it did.
+    """
     started = time.perf_counter()
-    validate(cfg)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "status": "running",
         "steps_done": 0,
         "diverged_at": None,
-        "seed": cfg.seed,
+        "seed": cfg.get("seed"),
         "versions": versions(),
     }
-    write_json(run_dir / SUMMARY_FILE, summary)
-    logs: list[ParquetLog | Probe] = []
+    logs: list[ParquetLog | Probe | NullProbe] = []
     try:
         with sigterm_as_interrupt():
+            validate(cfg)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / SUMMARY_FILE, summary)
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
             model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
-            init_model(model.linears(), cfg.init, cfg.act)
-            if cfg.init.name == "lsuv":
-                x = data.x_train[: cfg.init.batch_size]
-                summary["lsuv_variances"] = lsuv(model, model.linears(), x, cfg.init.tol, cfg.init.max_iter)
-            optimizer = OPTIMIZERS[cfg.optim.name](list(model.parameters()), cfg.optim)
+            summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
+            optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
             metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
-            probe = (
-                Probe(model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir) if cfg.probe.enabled else None
+            probe = make_probe(
+                model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )
-            logs = [metrics] + ([probe] if probe is not None else [])
+            logs = [metrics, probe]
             summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started))
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
@@ -208,24 +159,42 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             file=sys.stderr,
         )
     except Exception as exc:
-        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        summary.update(status="failed", error=error)
         raise
     finally:
         for log in logs:
             log.close()
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-        write_json(run_dir / SUMMARY_FILE, summary)
+        if run_dir.is_dir():
+            write_json(run_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def fixed_batch_loss(
+    cfg: DictConfig, model: nn.Module, data: Dataset
+) -> Callable[[nn.Module], Tensor] | None:
+    """The loss of ``probe.fixed_batch`` fixed test examples (what a fixed-batch probe reads), or None."""
+    n = cfg.probe.fixed_batch
+    if not n:
+        return None
+    fx, fy, reg = data.x_test[:n], data.y_test[:n], dict(cfg.reg.items())
+
+    def loss_of(m: nn.Module) -> Tensor:
+        logits = m(fx)
+        return F.cross_entropy(logits, fy) + reg_loss(reg, model, logits)
+
+    return loss_of
 
 
 def _loop(
     cfg: DictConfig,
-    model: MLP,
+    model: nn.Module,
     data: Dataset,
     optimizer: torch.optim.Optimizer,
     gen: torch.Generator,
     metrics: ParquetLog,
-    probe: Probe | None,
+    probe: Probe | NullProbe,
     summary: dict[str, Any],
     started: float,
 ) -> dict[str, Any]:
@@ -242,14 +211,6 @@ def _loop(
         "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
         "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
     }
-    fixed = None
-    if probe is not None and cfg.probe.fixed_batch:
-        fx, fy = data.x_test[: cfg.probe.fixed_batch], data.y_test[: cfg.probe.fixed_batch]
-
-        def fixed(m: nn.Module) -> Tensor:
-            logits = m(fx)
-            return F.cross_entropy(logits, fy) + reg_loss(reg, model, logits)
-
     last: dict[str, dict[str, float]] = {}
 
     def log_eval(step: int) -> None:
@@ -287,17 +248,11 @@ def _loop(
         idx = next(index_stream).to(data.x_train.device)
         x = augment(data.x_train[idx], aug, data.image_shape, gen)
         y = data.y_train[idx]
-        probing = probe is not None and probe.wants(step)
-        if probing and fixed is not None:
-            probe.probe_fixed_batch(model, fixed, step)
         optimizer.zero_grad(set_to_none=True)
-        with probe.capture() if probing and fixed is None else contextlib.nullcontext():
+        with probe.step(step):
             logits = model(x)
-        data_loss = F.cross_entropy(logits, y)
-        loss = data_loss + reg_loss(reg, model, logits)
-        loss.backward()
-        if probing and fixed is None:
-            probe.record(step)
+            loss = F.cross_entropy(logits, y) + reg_loss(reg, model, logits)
+            loss.backward()
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             diverged_at = step
@@ -319,8 +274,7 @@ def _loop(
             )
     bar.close()
     done = summary["steps_done"]
-    if probe is not None and fixed is not None and diverged_at is None and probe.wants(done):
-        probe.probe_fixed_batch(model, fixed, done)
+    probe.finish(done, diverged=diverged_at is not None)
     if diverged_at is not None and done % eval_every != 0:  # (step 0 and multiples are logged already)
         log_eval(done)
     final = {f"final_{split}_{key}": last[split][key] for split in last for key in ("loss", "accuracy")}

@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 from initlab import cli
-from initlab.sweep import available_cores, read_index
+from initlab.sweep import available_cores
+from initlab.sweep_index import read_index
 
 SWEEP = ["init=xavier,standard", "seed=0,1,2,3"]  # 8 jobs
 

@@ -19,8 +19,7 @@ from initlab import cli, shapeset
 from initlab.claims import evaluate, load_claims
 from initlab.claims.handbook import prior_entropy
 from initlab.config import config_dir
-from initlab.plots import collect_runs
-from initlab.storage import RunData
+from initlab.runs import RunData, collect_runs
 from initlab.train import train
 
 PRESETS = ("dropout", "symmetry", "regularizers", "self_normalizing", "lsuv")
@@ -35,6 +34,7 @@ def run_quick(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return sweep_dir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_quick_preset_passes_its_claims(preset, tmp_path, monkeypatch):
     runs = collect_runs([run_quick(preset, tmp_path, monkeypatch)])

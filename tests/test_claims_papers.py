@@ -23,8 +23,7 @@ from hydra import compose, initialize_config_dir
 from initlab import cli
 from initlab.claims import evaluate, he, ioffe, load_claims
 from initlab.config import config_dir
-from initlab.plots import collect_runs
-from initlab.storage import RunData
+from initlab.runs import RunData, collect_runs
 
 PRESETS = ["glorot_init", "glorot_saturation", "glorot_table1", "he_deep_relu", "bn_sigmoid"]
 
@@ -54,6 +53,7 @@ def test_he_preset_gives_xavier_gain_one_and_kaiming_relus_gain() -> None:
     assert other.init.get("gain") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_quick_preset_reproduces_its_claims(preset: str, tmp_path: Path, monkeypatch) -> None:
     sweep_dir = tmp_path / "sweep"

@@ -20,7 +20,7 @@ from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 
 from initlab.cli import main
 from initlab.config import config_dir
-from initlab.storage import read_parquet
+from initlab.runs import read_parquet
 
 
 def cli_env() -> dict[str, str]:
@@ -130,6 +130,7 @@ def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]
     assert not pd.read_parquet(run_dir / "metrics.parquet").duplicated(["step", "split"]).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
 def test_signal_stops_the_run_and_keeps_its_logs(tmp_path: Path, tiny_overrides: list[str], signum) -> None:
     run_dir = tmp_path / "run"

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from initlab import cli, load_run
 from initlab import plots as P
-from initlab.storage import RunData
+from initlab.runs import RunData
 
 TINY = [
     "model.width=16",

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from initlab import load_run
 from initlab.config import config_dir
-from initlab.probes import PERCENTILES, STATS, Probe, schedule, tensor_stats
+from initlab.probes import Probe, schedule
+from initlab.stats import PERCENTILES, STATS, tensor_stats
 from initlab.train import train
 
 TINY = [
@@ -221,6 +222,7 @@ def test_unit_distance_is_zero_only_without_symmetry_breaking(tmp_path) -> None:
     assert const["n"].iloc[0] == 64 * 63 // 2
 
 
+@pytest.mark.slow
 def test_logs_survive_a_hard_kill_and_merge_on_close(tmp_path) -> None:
     import os
     import signal

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from initlab import cli, sweep
+from initlab import cli, sweep, sweep_index
 from initlab.config import config_dir
 
 TINY = [
@@ -47,7 +47,7 @@ def run_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) 
 def check_failed_depth_sweep(code: int, sweep_dir: Path, out: str, jobs: int) -> pd.DataFrame:
     """A `model.depth=2,0` sweep: the depth-0 jobs fail, the others complete, and the index says so."""
     assert code == 1
-    index = sweep.read_index(sweep_dir)
+    index = sweep_index.read_index(sweep_dir)
     assert len(index) == jobs
     assert list(index["job"]) == list(range(jobs))
     half = jobs // 2
@@ -81,15 +81,16 @@ def test_basic_launcher_sweep_index_and_rebuild(tmp_path, monkeypatch, capsys):
 
     # rebuilt from the directories alone: the same table
     (sweep_dir / "sweep.parquet").unlink()
-    assert sweep.main([str(sweep_dir)]) == 0
+    assert sweep_index.main([str(sweep_dir)]) == 0
     assert "sweep: 4 jobs, 2 completed, 2 failed" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(sweep.read_index(sweep_dir), index)
+    pd.testing.assert_frame_equal(sweep_index.read_index(sweep_dir), index)
     # a deleted job disappears from the rebuilt index
     shutil.rmtree(sweep_dir / "1")
-    sweep.main([str(sweep_dir)])
-    assert sweep.read_index(sweep_dir)["job"].tolist() == [0, 2, 3]
+    sweep_index.main([str(sweep_dir)])
+    assert sweep_index.read_index(sweep_dir)["job"].tolist() == [0, 2, 3]
 
 
+@pytest.mark.slow
 def test_joblib_launcher(tmp_path, monkeypatch, capfd):
     code, sweep_dir = run_sweep(
         tmp_path, monkeypatch, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.depth=2,0"
@@ -100,6 +101,7 @@ def test_joblib_launcher(tmp_path, monkeypatch, capfd):
     assert f"joblib launcher, 2 jobs at a time, torch threads per job: {threads}" in out
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path, monkeypatch, capsys):
     code, sweep_dir = run_sweep(tmp_path, monkeypatch, "hydra/launcher=submitit_local", "model.depth=2,0")
     check_failed_depth_sweep(code, sweep_dir, capsys.readouterr().out, jobs=2)
@@ -120,14 +122,14 @@ def test_failures_outside_config_checks_and_divergence(tmp_path, monkeypatch, ca
     monkeypatch.setattr(train, "build_model", crash_at_depth_3)  # basic launcher: jobs run in this process
     code, sweep_dir = run_sweep(tmp_path, monkeypatch, "model.depth=2,3")
     assert code == 1
-    index = sweep.read_index(sweep_dir)
+    index = sweep_index.read_index(sweep_dir)
     assert index["status"].tolist() == ["completed", "failed"]
     assert index["error"].iloc[1] == "RuntimeError: boom"
     assert "sweep: 2 jobs, 1 completed, 1 failed" in capsys.readouterr().out
 
     code, sweep_dir = run_sweep(tmp_path / "b", monkeypatch, "act=linear", "optim.lr=0.01,1e10")
     assert code == 0  # diverged jobs do not make the sweep fail
-    index = sweep.read_index(sweep_dir)
+    index = sweep_index.read_index(sweep_dir)
     assert index["status"].tolist() == ["completed", "diverged"]
     assert index["diverged_at"].notna().tolist() == [False, True]
     assert "sweep: 2 jobs, 1 completed, 1 diverged" in capsys.readouterr().out
@@ -147,7 +149,7 @@ def test_ctrl_c_stops_the_sweep_and_indexes_what_ran(tmp_path, monkeypatch, caps
     monkeypatch.setattr(train, "build_model", ctrl_c_at_depth_3)
     code, sweep_dir = run_sweep(tmp_path, monkeypatch, "model.depth=2,3,4")
     assert code == 130
-    index = sweep.read_index(sweep_dir)
+    index = sweep_index.read_index(sweep_dir)
     assert index["status"].tolist() == ["completed", "interrupted"]
     assert f"indexed in {sweep_dir / 'sweep.parquet'}" in capsys.readouterr().err
 
@@ -169,7 +171,7 @@ def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
         tmp_path, monkeypatch, "experiment=tiny_sweep", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
     )
     assert code == 0
-    index = sweep.read_index(sweep_dir)
+    index = sweep_index.read_index(sweep_dir)
     assert index[["init", "act"]].values.tolist() == [
         ["standard", "tanh"],
         ["standard", "softsign"],
@@ -194,25 +196,25 @@ def test_index_of_unfinished_and_mixed_jobs(tmp_path, capsys):
     write_job(tmp_path, "1", ["x=2", "init=xavier"], {"status": "running", "steps_done": 3})
     write_job(tmp_path, "10", ["x=null", "y=a"], None)
     (tmp_path / ".submitit" / "123").mkdir(parents=True)
-    assert sweep.main([str(tmp_path)]) == 0
+    assert sweep_index.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "sweep: 3 jobs, 1 completed, 1 running, 1 missing" in out
     assert "  job 1 (x=2 init=xavier y=null): running: no error recorded" in out
     assert "  job 10 (x=null init=null y=a): missing: no summary.json" in out
-    index = sweep.read_index(tmp_path)
+    index = sweep_index.read_index(tmp_path)
     assert index["job"].tolist() == [0, 1, 10]
     assert index["x"].tolist()[:2] == ["True", "2"]  # true and 2 in one column: kept as text
     assert index["x"].isna().tolist() == [False, False, True]
     assert index["y"].isna().tolist() == [True, True, False]
     assert index["status"].tolist() == ["completed", "running", "missing"]
-    assert sweep.failures(index)["job"].tolist() == [1, 10]
+    assert sweep_index.failures(index)["job"].tolist() == [1, 10]
 
 
 def test_sweep_index_command_errors(tmp_path, capsys):
     assert cli.main(["sweep-index", str(tmp_path / "nope")]) == 2
-    assert sweep.main([str(tmp_path)]) == 0
+    assert sweep_index.main([str(tmp_path)]) == 0
     assert "no job directories" in capsys.readouterr().out
-    assert sweep.read_index(tmp_path).empty
+    assert sweep_index.read_index(tmp_path).empty
 
 
 def test_threads_per_job():

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from initlab.config import ConfigError
 from initlab.inits import init_model
 from initlab.models import build_model
-from initlab.train import REGULARIZERS, entropy, max_norm_, reg_loss, train
+from initlab.optim import REGULARIZERS, entropy, max_norm_, reg_loss
+from initlab.train import train
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
@@ -217,3 +218,22 @@ def test_bad_adam_betas_are_refused(make_cfg, tmp_path: Path) -> None:
             ConfigError, match=r"optim.betas=.* is not allowed: expected a list of two numbers"
         ):
             train(make_cfg("optim=adam", f"optim.betas={betas}"), tmp_path)
+
+
+def test_a_run_that_fails_mid_training_keeps_its_full_record(make_cfg, tmp_path, monkeypatch) -> None:
+    calls = {"n": 0}
+    real_step = torch.optim.SGD.step
+
+    def failing_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise RuntimeError("disk on fire")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", failing_step)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(make_cfg("train.steps=20", "train.eval_every=5", "probe=off", "optim=sgd"), tmp_path)
+    s = summary(tmp_path)
+    assert s["status"] == "failed" and s["error"] == "RuntimeError: disk on fire"
+    assert s["steps_done"] == 7 and s["seed"] == 0 and "wall_seconds" in s
+    assert set(metrics(tmp_path)["step"]) == {0, 5}  # what it logged before failing is kept

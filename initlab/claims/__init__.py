@@ -22,13 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from initlab.storage import RunData
+from initlab.runs import MissingData, Run, collect_runs
 
-Measure = Callable[[list[RunData]], float]
+Measure = Callable[[list[Run]], float]
 
-
-class NotApplicable(Exception):
-    """The runs lack what a claim needs (e.g. a preset run without probes); the claim is skipped."""
+# The runs lack what a claim needs (e.g. a preset run without probes, no run with a setting): the claim is
+# skipped. Readers of :class:`initlab.runs.Run` raise the same exception for missing data.
+NotApplicable = MissingData
 
 
 @dataclass(frozen=True)
@@ -71,22 +71,17 @@ def load_claims() -> list[Claim]:
 
 
 # -- helpers for measures ------------------------------------------------------------------------------
-def cfg(run: RunData, key: str, default: Any = None) -> Any:
+def cfg(run: Run, key: str, default: Any = None) -> Any:
     """A dotted config value of a run, e.g. ``cfg(run, "init.name")``."""
-    node: Any = run.config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
+    return run.cfg(key, default)
 
 
-def select(runs: list[RunData], **where: Any) -> list[RunData]:
+def select(runs: list[Run], **where: Any) -> list[Run]:
     """Runs whose config matches every ``key=value`` (dots written as double underscores: init__name)."""
-    return [r for r in runs if all(cfg(r, k.replace("__", ".")) == v for k, v in where.items())]
+    return [r for r in runs if all(r.cfg(k.replace("__", ".")) == v for k, v in where.items())]
 
 
-def one(runs: list[RunData], **where: Any) -> RunData:
+def one(runs: list[Run], **where: Any) -> Run:
     """The first run matching ``where`` (the runs are in a stable order); NotApplicable if none."""
     found = select(runs, **where)
     if not found:
@@ -94,25 +89,15 @@ def one(runs: list[RunData], **where: Any) -> RunData:
     return found[0]
 
 
-def layer_stat(run: RunData, quantity: str, stat: str, step: int | None = 0) -> pd.Series:
+def layer_stat(run: Run, quantity: str, stat: str, step: int | None = 0) -> pd.Series:
     """``stat`` of ``quantity`` per layer (index = layer) at ``step`` (None: the last probed step)."""
-    layers = run.layers
-    if layers.empty:
-        raise NotApplicable(f"{run.path} has no probes")
-    rows = layers[layers.quantity == quantity]
-    if rows.empty:
-        raise NotApplicable(f"{run.path} has no {quantity} probes")
-    step = rows.step.max() if step is None else step
-    rows = rows[rows.step == step]
-    if rows.empty:
-        raise NotApplicable(f"{run.path} has no {quantity} probe at step {step}")
-    return rows.set_index("layer")[stat].sort_index()
+    return run.layer_stat(quantity, stat, step)
 
 
-def final_test_error(run: RunData) -> float:
-    """1 − final test accuracy (NaN for a run that did not finish)."""
-    acc = run.summary.get("final_test_accuracy")
-    return math.nan if acc is None else 1.0 - float(acc)
+def final_test_error(run: Run) -> float:
+    """1 − final test accuracy (NaN for a run without one)."""
+    error = run.final_test_error()
+    return math.nan if error is None else error
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -124,7 +109,7 @@ class Result:
     note: str = ""
 
 
-def evaluate(runs: list[RunData]) -> list[Result]:
+def evaluate(runs: list[Run]) -> list[Result]:
     """Evaluate every claim whose preset made some of ``runs``."""
     presets = {cfg(r, "preset") for r in runs}
     results = []
@@ -158,8 +143,6 @@ def to_markdown(results: list[Result]) -> str:
 
 def main(argv: list[str]) -> int:
     """``initlab check DIR [DIR ...]``: evaluate the claims that apply; exit 1 if one fails."""
-    from initlab.plots import collect_runs
-
     parser = argparse.ArgumentParser(prog="initlab check", description=main.__doc__)
     parser.add_argument("paths", nargs="+", help="sweep or run directories (or globs)")
     parser.add_argument("--out", type=Path, help="where to write claims.md (default: the first path)")

@@ -35,19 +35,19 @@ import math
 import numpy as np
 
 from initlab.claims import NotApplicable, claim, final_test_error, layer_stat, one, select
-from initlab.storage import RunData
+from initlab.runs import Run
 
 CHANCE_ERROR = 1 - 1 / 6  # Shapeset's majority class (each one-object class has prior 1/6)
 
 
-def _top_to_bottom_ratio(run: RunData, quantity: str) -> float:
+def _top_to_bottom_ratio(run: Run, quantity: str) -> float:
     """std of ``quantity`` in hidden layer 1 divided by its std in the top hidden layer, at step 0."""
     std = layer_stat(run, quantity, "std", step=0)
-    depth = int(run.config["model"]["depth"])
+    depth = int(run.cfg("model.depth"))
     return float(std.loc[1] / std.loc[depth])
 
 
-def _mean_jacobian_singular_value(run: RunData) -> float:
+def _mean_jacobian_singular_value(run: Run) -> float:
     """Average singular value of J = ∂z^i/∂z^(i-1) over layers 2..depth at step 0 (their §4.2.2)."""
     return float(layer_stat(run, "jacobian", "mean", step=0).mean())
 
@@ -61,7 +61,7 @@ def _mean_jacobian_singular_value(run: RunData) -> float:
     threshold="< 0.5 (linear theory: (n·Var[W])^((d-1)/2) = 3^-2 ≈ 0.11)",
     passes=lambda v: v < 0.5,
 )
-def glorot_init_gradients_shrink_standard(runs: list[RunData]) -> float:
+def glorot_init_gradients_shrink_standard(runs: list[Run]) -> float:
     return _top_to_bottom_ratio(one(runs, init__name="standard", act__name="tanh"), "grad_preact")
 
 
@@ -73,7 +73,7 @@ def glorot_init_gradients_shrink_standard(runs: list[RunData]) -> float:
     threshold="within [0.5, 2] (theory: 1, the same variance in every layer)",
     passes=lambda v: 0.5 <= v <= 2.0,
 )
-def glorot_init_weight_gradients_flat_standard(runs: list[RunData]) -> float:
+def glorot_init_weight_gradients_flat_standard(runs: list[Run]) -> float:
     return _top_to_bottom_ratio(one(runs, init__name="standard", act__name="tanh"), "grad_weight")
 
 
@@ -84,7 +84,7 @@ def glorot_init_weight_gradients_flat_standard(runs: list[RunData]) -> float:
     threshold="within [0.3, 0.7] (paper: 0.5; theory: 8/(3π)·√(1/3) ≈ 0.49 times the slope f' ≤ 1)",
     passes=lambda v: 0.3 <= v <= 0.7,
 )
-def glorot_init_jacobian_standard(runs: list[RunData]) -> float:
+def glorot_init_jacobian_standard(runs: list[Run]) -> float:
     return _mean_jacobian_singular_value(one(runs, init__name="standard", act__name="tanh"))
 
 
@@ -95,15 +95,15 @@ def glorot_init_jacobian_standard(runs: list[RunData]) -> float:
     threshold="within [0.6, 1.0] (paper: 0.8; theory: 8/(3π) ≈ 0.85 times the slope f' ≤ 1)",
     passes=lambda v: 0.6 <= v <= 1.0,
 )
-def glorot_init_jacobian_normalized(runs: list[RunData]) -> float:
+def glorot_init_jacobian_normalized(runs: list[Run]) -> float:
     return _mean_jacobian_singular_value(one(runs, init__name="xavier", act__name="tanh"))
 
 
 # -- glorot_saturation: Figs. 2 and 3, during training ------------------------------------------------
-def _act_stat(run: RunData, stat: str, step: int | None) -> np.ndarray:
+def _act_stat(run: Run, stat: str, step: int | None) -> np.ndarray:
     """``stat`` of each hidden layer's activation at ``step`` (None: last probe), layer 1 first."""
     values = layer_stat(run, "act", stat, step=step)
-    depth = int(run.config["model"]["depth"])
+    depth = int(run.cfg("model.depth"))
     return values.loc[1:depth].to_numpy()
 
 
@@ -115,7 +115,7 @@ def _act_stat(run: RunData, stat: str, step: int | None) -> np.ndarray:
     threshold="< 0.25, more than halfway to 0 (paper: ≈ 0 within the first epochs)",
     passes=lambda v: v < 0.25,
 )
-def glorot_saturation_sigmoid_top_layer(runs: list[RunData]) -> float:
+def glorot_saturation_sigmoid_top_layer(runs: list[Run]) -> float:
     return float(_act_stat(one(runs, act__name="sigmoid", init__name="standard"), "mean", None)[-1])
 
 
@@ -127,21 +127,21 @@ def glorot_saturation_sigmoid_top_layer(runs: list[RunData]) -> float:
     threshold="≥ 0.45 (paper: above 0.5; 0.5 is their value at initialization)",
     passes=lambda v: v >= 0.45,
 )
-def glorot_saturation_sigmoid_lower_layers(runs: list[RunData]) -> float:
+def glorot_saturation_sigmoid_lower_layers(runs: list[Run]) -> float:
     return float(_act_stat(one(runs, act__name="sigmoid", init__name="standard"), "mean", None)[:-1].min())
 
 
 TANH_NEAR_SATURATION = 0.95  # |a| ≥ 0.95: tanh's slope 1 − a² is below 0.1, a tenth of its value at 0
 
 
-def first_layer_to_reach(run: RunData, stat: str, level: float) -> float:
+def first_layer_to_reach(run: Run, stat: str, level: float) -> float:
     """The hidden layer whose ``stat`` of the activation first reaches ``level`` over the probed steps.
 
     Layers that first get there at the same probe step share the place: the mean of their indices is
     returned (so 1 means layer 1 strictly first). NaN if no layer gets there.
     """
     layers = run.layers
-    depth = int(run.config["model"]["depth"])
+    depth = int(run.cfg("model.depth"))
     rows = layers[(layers["quantity"] == "act") & (layers["layer"] <= depth) & (layers[stat] >= level)]
     if rows.empty:
         return math.nan
@@ -157,7 +157,7 @@ def first_layer_to_reach(run: RunData, stat: str, level: float) -> float:
     threshold="= 1 (NaN, a fail, if no layer gets there)",
     passes=lambda v: v == 1,
 )
-def glorot_saturation_tanh_layer1_first(runs: list[RunData]) -> float:
+def glorot_saturation_tanh_layer1_first(runs: list[Run]) -> float:
     run = one(runs, act__name="tanh", init__name="standard")
     if run.layers.empty:
         raise NotApplicable(f"{run.path} has no probes")
@@ -172,14 +172,14 @@ def glorot_saturation_tanh_layer1_first(runs: list[RunData]) -> float:
     threshold="< 0",
     passes=lambda v: v < 0,
 )
-def glorot_saturation_softsign_below_tanh(runs: list[RunData]) -> float:
+def glorot_saturation_softsign_below_tanh(runs: list[Run]) -> float:
     softsign = _act_stat(one(runs, act__name="softsign", init__name="standard"), "p98", None)
     tanh = _act_stat(one(runs, act__name="tanh", init__name="standard"), "p98", None)
     return float(softsign[0] - tanh[0])
 
 
 # -- glorot_table1: Table 1 / Fig. 11, final test errors ----------------------------------------------
-def _mean_error(runs: list[RunData], act: str, init: str) -> float:
+def _mean_error(runs: list[Run], act: str, init: str) -> float:
     """Final test error averaged over the seeds of one (activation, init) row."""
     found = select(runs, act__name=act, init__name=init)
     if not found:
@@ -197,7 +197,7 @@ ROWS = [(act, init) for act in ("sigmoid", "tanh", "softsign") for init in ("sta
     threshold=f"≥ 0.733, within 10 points of the majority-class error {CHANCE_ERROR:.3f} (paper: 0.826)",
     passes=lambda v: v >= CHANCE_ERROR - 0.10,
 )
-def glorot_table1_sigmoid_at_chance(runs: list[RunData]) -> float:
+def glorot_table1_sigmoid_at_chance(runs: list[Run]) -> float:
     return _mean_error(runs, "sigmoid", "standard")
 
 
@@ -210,7 +210,7 @@ def glorot_table1_sigmoid_at_chance(runs: list[RunData]) -> float:
     "whose shares of the test set differ by 1-2 points)",
     passes=lambda v: v >= -0.02,
 )
-def glorot_table1_sigmoid_worst(runs: list[RunData]) -> float:
+def glorot_table1_sigmoid_worst(runs: list[Run]) -> float:
     sigmoid = _mean_error(runs, "sigmoid", "standard")
     others = [_mean_error(runs, a, i) for a, i in ROWS if (a, i) != ("sigmoid", "standard")]
     others = [e for e in others if not math.isnan(e)]
@@ -227,7 +227,7 @@ def glorot_table1_sigmoid_worst(runs: list[RunData]) -> float:
     threshold="> 0 (paper: 27.15 − 15.60 = 11.6 points)",
     passes=lambda v: v > 0,
 )
-def glorot_table1_tanh_normalized_better(runs: list[RunData]) -> float:
+def glorot_table1_tanh_normalized_better(runs: list[Run]) -> float:
     return _mean_error(runs, "tanh", "standard") - _mean_error(runs, "tanh", "xavier")
 
 
@@ -238,5 +238,5 @@ def glorot_table1_tanh_normalized_better(runs: list[RunData]) -> float:
     threshold="> 0 (paper: 27.15 − 16.27 = 10.9 points)",
     passes=lambda v: v > 0,
 )
-def glorot_table1_softsign_better_than_tanh(runs: list[RunData]) -> float:
+def glorot_table1_softsign_better_than_tanh(runs: list[Run]) -> float:
     return _mean_error(runs, "tanh", "standard") - _mean_error(runs, "softsign", "standard")

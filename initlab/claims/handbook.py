@@ -25,36 +25,25 @@ import math
 import numpy as np
 
 from initlab.claims import NotApplicable, cfg, claim, layer_stat, one, select
-from initlab.storage import RunData
+from initlab.runs import Run
 
 HANDBOOK = "Yandex ML handbook §5.4"
 
 
 # -- shared helpers -------------------------------------------------------------------------------------
-def hidden_layers(run: RunData) -> int:
+def hidden_layers(run: Run) -> int:
     """The number of hidden layers (the output layer is ``depth + 1`` in the probes)."""
     return int(cfg(run, "model.depth"))
 
 
-def late_errors(run: RunData) -> tuple[float, float]:
-    """(train error, test error) in %, each averaged over the last quarter of the run's evaluations.
-
-    Averaging the last quarter instead of reading the last evaluation keeps one lucky or unlucky
-    evaluation of a few hundred examples from deciding a claim.
-    """
-    m = run.metrics
-    if m.empty:
-        raise NotApplicable(f"{run.path} has no metrics")
-    out = []
-    for split in ("train", "test"):
-        rows = m[m.split == split].sort_values("step")
-        tail = rows.iloc[-max(1, len(rows) // 4) :]
-        out.append(100.0 * (1.0 - float(tail.accuracy.mean())))
-    return out[0], out[1]
+def late_errors(run: Run) -> tuple[float, float]:
+    """(train error, test error) in %, each averaged over the last quarter of the run's evaluations."""
+    train, test = run.late_errors()
+    return 100.0 * train, 100.0 * test
 
 
 # -- symmetry ---------------------------------------------------------------------------------------------
-def prior_entropy(run: RunData) -> float:
+def prior_entropy(run: Run) -> float:
     """H(p) = −Σ_k p_k ln p_k of the class frequencies of the training examples the run evaluated.
 
     Logged by the run itself (``train_prior_entropy`` in summary.json). The loss of a net whose prediction q
@@ -66,7 +55,7 @@ def prior_entropy(run: RunData) -> float:
     return float(value)
 
 
-def final_train_loss(run: RunData) -> float:
+def final_train_loss(run: Run) -> float:
     loss = run.summary.get("final_train_loss")
     if loss is None:
         raise NotApplicable(f"{run.path} did not finish")
@@ -80,7 +69,7 @@ def final_train_loss(run: RunData) -> float:
     threshold="0 ≤ final train loss − H(p) ≤ 0.01 nats (it cannot go below H(p))",
     passes=lambda v: -1e-4 <= v <= 0.01,
 )
-def zeros_loss_at_prior_entropy(runs: list[RunData]) -> float:
+def zeros_loss_at_prior_entropy(runs: list[Run]) -> float:
     """Final training loss of the zero-init run minus the entropy of the training labels, in nats.
 
     With W = 0 and b = 0 every hidden output is tanh(0) = 0, so ∂L/∂W = 0 in every layer and only the output
@@ -98,7 +87,7 @@ def zeros_loss_at_prior_entropy(runs: list[RunData]) -> float:
     "(random init: ≈ 3)",
     passes=lambda v: v < 1e-6,
 )
-def constant_units_stay_identical(runs: list[RunData]) -> float:
+def constant_units_stay_identical(runs: list[Run]) -> float:
     """max over the zeros/constant runs, hidden layers and probed steps of the ``unit_distance`` max."""
     worst = -math.inf
     for name in ("zeros", "constant"):
@@ -118,7 +107,7 @@ def constant_units_stay_identical(runs: list[RunData]) -> float:
     threshold="final train loss − H(p) < −0.1 nats (ten times the zero-init tolerance, the other way)",
     passes=lambda v: v < -0.1,
 )
-def random_init_beats_prior(runs: list[RunData]) -> float:
+def random_init_beats_prior(runs: list[Run]) -> float:
     """Final training loss of the random-init run(s) minus H(p), in nats (the largest, if several)."""
     random = [r for r in runs if cfg(r, "init.name") not in ("zeros", "constant")]
     if not random:
@@ -127,8 +116,8 @@ def random_init_beats_prior(runs: list[RunData]) -> float:
 
 
 # -- regularizers -----------------------------------------------------------------------------------------
-def _by_regularizer(runs: list[RunData]) -> dict[str, list[RunData]]:
-    table: dict[str, list[RunData]] = {}
+def _by_regularizer(runs: list[Run]) -> dict[str, list[Run]]:
+    table: dict[str, list[Run]] = {}
     for run in runs:
         table.setdefault(str(cfg(run, "regularizer")), []).append(run)
     if "none" not in table:
@@ -136,13 +125,13 @@ def _by_regularizer(runs: list[RunData]) -> dict[str, list[RunData]]:
     return table
 
 
-def mean_gap(runs: list[RunData]) -> float:
+def mean_gap(runs: list[Run]) -> float:
     """Mean over runs of test error − train error (percentage points, last quarter of training)."""
     gaps = [test - train for train, test in map(late_errors, runs)]
     return sum(gaps) / len(gaps)
 
 
-def weight_rms(run: RunData) -> float:
+def weight_rms(run: Run) -> float:
     """Root mean square of all weights (every layer, sizes weighted) at the last probed step."""
     std, mean = layer_stat(run, "weight", "std", None), layer_stat(run, "weight", "mean", None)
     n = layer_stat(run, "weight", "n", None)
@@ -156,7 +145,7 @@ def weight_rms(run: RunData) -> float:
     threshold="< 0: mean gap with noise − mean gap without regularization, in percentage points",
     passes=lambda v: v < 0,
 )
-def noise_narrows_gap(runs: list[RunData]) -> float:
+def noise_narrows_gap(runs: list[Run]) -> float:
     """mean(test − train error | noise) − mean(test − train error | none), in percentage points."""
     table = _by_regularizer(runs)
     if "noise" not in table:
@@ -171,7 +160,7 @@ def noise_narrows_gap(runs: list[RunData]) -> float:
     threshold="< 1: largest ratio of final weight RMS (penalty / none) over L2, AdamW decay, L1",
     passes=lambda v: v < 1,
 )
-def penalties_shrink_weights(runs: list[RunData]) -> float:
+def penalties_shrink_weights(runs: list[Run]) -> float:
     """max over {l2, adamw, l1} of mean weight RMS with the penalty / mean weight RMS without."""
     table = _by_regularizer(runs)
     penalties = [name for name in ("l2", "adamw", "l1") if name in table]
@@ -185,7 +174,7 @@ def penalties_shrink_weights(runs: list[RunData]) -> float:
 KLAMBAUER = "Klambauer et al. 2017, Theorem 1"
 
 
-def step0_act(runs: list[RunData], act: str, stat: str) -> list[np.ndarray]:
+def step0_act(runs: list[Run], act: str, stat: str) -> list[np.ndarray]:
     """Per run of activation ``act``: ``stat`` of every hidden layer's activations at step 0."""
     found = select(runs, act__name=act)
     if not found:
@@ -204,7 +193,7 @@ def step0_act(runs: list[RunData], act: str, stat: str) -> list[np.ndarray]:
     threshold="largest absolute mean over layers and seeds ≤ 0.1 (the theorem's domain μ ∈ [−0.1, 0.1])",
     passes=lambda v: v <= 0.1,
 )
-def selu_mean_stays_zero(runs: list[RunData]) -> float:
+def selu_mean_stays_zero(runs: list[Run]) -> float:
     return float(max(np.abs(m).max() for m in step0_act(runs, "selu", "mean")))
 
 
@@ -215,7 +204,7 @@ def selu_mean_stays_zero(runs: list[RunData]) -> float:
     threshold="the variance farthest from 1 (in ratio) lies in [0.8, 1.5] (the theorem's domain for ν)",
     passes=lambda v: 0.8 <= v <= 1.5,
 )
-def selu_variance_stays_one(runs: list[RunData]) -> float:
+def selu_variance_stays_one(runs: list[Run]) -> float:
     variances = np.concatenate([s**2 for s in step0_act(runs, "selu", "std")])
     return float(variances[np.argmax(np.abs(np.log(variances)))])
 
@@ -227,7 +216,7 @@ def selu_variance_stays_one(runs: list[RunData]) -> float:
     threshold="largest last-hidden-layer activation variance of the tanh and ReLU runs < 0.8",
     passes=lambda v: v < 0.8,
 )
-def tanh_relu_variance_drifts(runs: list[RunData]) -> float:
+def tanh_relu_variance_drifts(runs: list[Run]) -> float:
     last = [s[-1] ** 2 for act in ("tanh", "relu") for s in step0_act(runs, act, "std")]
     return float(max(last))
 
@@ -236,7 +225,7 @@ def tanh_relu_variance_drifts(runs: list[RunData]) -> float:
 MISHKIN = "Mishkin & Matas 2016, Algorithm 1"
 
 
-def lsuv_runs(runs: list[RunData]) -> list[RunData]:
+def lsuv_runs(runs: list[Run]) -> list[Run]:
     found = select(runs, init__name="lsuv")
     if not found:
         raise NotApplicable("no run with init=lsuv")
@@ -250,7 +239,7 @@ def lsuv_runs(runs: list[RunData]) -> list[RunData]:
     threshold="largest distance of Var from 1 over layers < init.tol = 0.1 (summary.json lsuv_variances)",
     passes=lambda v: v < 0.1,
 )
-def lsuv_variances_within_tol(runs: list[RunData]) -> float:
+def lsuv_variances_within_tol(runs: list[Run]) -> float:
     worst = 0.0
     for run in lsuv_runs(runs):
         variances = run.summary.get("lsuv_variances")
@@ -267,7 +256,7 @@ def lsuv_variances_within_tol(runs: list[RunData]) -> float:
     threshold="largest distance of Var from 1 over layers < 0.1, on the probe's fixed batch of test examples",
     passes=lambda v: v < 0.1,
 )
-def lsuv_variance_on_held_out_batch(runs: list[RunData]) -> float:
+def lsuv_variance_on_held_out_batch(runs: list[Run]) -> float:
     """max over LSUV runs and layers (output layer included) of |std² − 1| of ``preact`` at step 0.
 
     LSUV measured the variance on the first ``init.batch_size`` training examples; the probe with
@@ -289,7 +278,7 @@ def lsuv_variance_on_held_out_batch(runs: list[RunData]) -> float:
     threshold="per-layer variance ratio (geometric mean over the hidden layers) in [0.4, 0.6]",
     passes=lambda v: 0.4 <= v <= 0.6,
 )
-def orthonormal_relu_halves_variance(runs: list[RunData]) -> float:
+def orthonormal_relu_halves_variance(runs: list[Run]) -> float:
     """(Var_L / Var_1)^(1/(L−1)) of the step-0 pre-activations of the orthonormal (gain 1) ReLU runs.
 
     With an orthogonal W (gain 1), E‖Wx‖² = ‖x‖², and ReLU keeps half the second moment of a symmetric

@@ -22,28 +22,24 @@ from __future__ import annotations
 
 import math
 
-from initlab.claims import NotApplicable, claim, final_test_error, layer_stat, one
-from initlab.storage import RunData
+from initlab.claims import claim, final_test_error, layer_stat, one
+from initlab.runs import Run
 
 CHANCE_ERROR = 0.9  # digits and the Gaussian task: 10 balanced classes
 STALLED = 0.8  # test error at least this: within 10 points of chance
 CONVERGED = 0.2  # test error at most this: the task is learnt (a linear model gets ~4 % on digits)
 
 
-def variance_ratio_per_layer(run: RunData) -> float:
+def variance_ratio_per_layer(run: Run) -> float:
     """Geometric mean over hidden layers of Var[s^(l+1)] / Var[s^l] at step 0."""
     std = layer_stat(run, "preact", "std", step=0)
-    depth = int(run.config["model"]["depth"])
+    depth = int(run.cfg("model.depth"))
     return float((std.loc[depth] / std.loc[1]) ** (2.0 / (depth - 1)))
 
 
-def errors_by_step(run: RunData) -> dict[int, float]:
+def errors_by_step(run: Run) -> dict[int, float]:
     """Test error at every evaluated step, in step order."""
-    m = run.metrics
-    if m.empty:
-        raise NotApplicable(f"{run.path} has no metrics")
-    test = m[m["split"] == "test"].sort_values("step")
-    return {int(s): 1.0 - float(a) for s, a in zip(test["step"], test["accuracy"], strict=True)}
+    return run.errors_by_step("test")
 
 
 @claim(
@@ -54,7 +50,7 @@ def errors_by_step(run: RunData) -> dict[int, float]:
     threshold="within [0.35, 0.65] (theory: 0.5, i.e. 2^-L after L layers)",
     passes=lambda v: 0.35 <= v <= 0.65,
 )
-def he_xavier_variance_halves(runs: list[RunData]) -> float:
+def he_xavier_variance_halves(runs: list[Run]) -> float:
     return variance_ratio_per_layer(one(runs, init__name="xavier", model__depth=30))
 
 
@@ -66,7 +62,7 @@ def he_xavier_variance_halves(runs: list[RunData]) -> float:
     threshold="within [0.8, 1.25] (theory: 1)",
     passes=lambda v: 0.8 <= v <= 1.25,
 )
-def he_kaiming_variance_holds(runs: list[RunData]) -> float:
+def he_kaiming_variance_holds(runs: list[Run]) -> float:
     return variance_ratio_per_layer(one(runs, init__name="kaiming", model__depth=30))
 
 
@@ -79,7 +75,7 @@ def he_kaiming_variance_holds(runs: list[RunData]) -> float:
     f"gets to {CONVERGED:.0%}",
     passes=lambda v: v >= STALLED,
 )
-def he_30_layers_xavier_stalls(runs: list[RunData]) -> float:
+def he_30_layers_xavier_stalls(runs: list[Run]) -> float:
     kaiming = errors_by_step(one(runs, init__name="kaiming", model__depth=30))
     xavier = errors_by_step(one(runs, init__name="xavier", model__depth=30))
     learnt = [step for step, error in kaiming.items() if error <= CONVERGED and step in xavier]
@@ -93,7 +89,7 @@ def he_30_layers_xavier_stalls(runs: list[RunData]) -> float:
     threshold=f"≤ {CONVERGED}",
     passes=lambda v: v <= CONVERGED,
 )
-def he_12_layers_both_converge(runs: list[RunData]) -> float:
+def he_12_layers_both_converge(runs: list[Run]) -> float:
     return max(
         final_test_error(one(runs, init__name=name, model__depth=12)) for name in ("xavier", "kaiming")
     )

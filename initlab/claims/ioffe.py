@@ -21,30 +21,23 @@ from __future__ import annotations
 import math
 
 from initlab.claims import NotApplicable, claim, final_test_error, one
-from initlab.storage import RunData
+from initlab.runs import Run
 
 TARGET_ACCURACY = 0.9
 
 
-def _test_accuracy(run: RunData) -> list[tuple[int, float]]:
-    m = run.metrics
-    if m.empty:
-        raise NotApplicable(f"{run.path} has no metrics")
-    test = m[m["split"] == "test"].sort_values("step")
-    return [(int(s), float(a)) for s, a in zip(test["step"], test["accuracy"], strict=True)]
-
-
-def steps_to(run: RunData, accuracy: float) -> float:
+def steps_to(run: Run, accuracy: float) -> float:
     """The first evaluated step with test accuracy ≥ ``accuracy`` (inf if never)."""
-    return next((step for step, acc in _test_accuracy(run) if acc >= accuracy), math.inf)
+    errors = run.errors_by_step("test")
+    return next((step for step, error in errors.items() if 1.0 - error >= accuracy), math.inf)
 
 
-def drift(run: RunData) -> float:
+def drift(run: Run) -> float:
     """Scale-free drift of the last hidden layer's pre-activation percentiles (see the module doc)."""
     layers = run.layers
     if layers.empty:
         raise NotApplicable(f"{run.path} has no probes")
-    depth = int(run.config["model"]["depth"])
+    depth = int(run.cfg("model.depth"))
     rows = layers[(layers["quantity"] == "preact") & (layers["layer"] == depth)].sort_values("step")
     if rows.empty:
         raise NotApplicable(f"{run.path} has no pre-activation probes of layer {depth}")
@@ -54,7 +47,7 @@ def drift(run: RunData) -> float:
     return float(max(moves) / spread)
 
 
-def _runs(runs: list[RunData]) -> tuple[RunData, RunData]:
+def _runs(runs: list[Run]) -> tuple[Run, Run]:
     """(the run with batch norm, the run without)."""
     return one(runs, model__norm="batch"), one(runs, model__norm="none")
 
@@ -67,7 +60,7 @@ def _runs(runs: list[RunData]) -> tuple[RunData, RunData]:
     threshold="< 1",
     passes=lambda v: v < 1,
 )
-def bn_reaches_accuracy_sooner(runs: list[RunData]) -> float:
+def bn_reaches_accuracy_sooner(runs: list[Run]) -> float:
     bn, plain = _runs(runs)
     with_bn, without = steps_to(bn, TARGET_ACCURACY), steps_to(plain, TARGET_ACCURACY)
     if math.isinf(with_bn):
@@ -82,7 +75,7 @@ def bn_reaches_accuracy_sooner(runs: list[RunData]) -> float:
     threshold="> 0",
     passes=lambda v: v > 0,
 )
-def bn_higher_final_accuracy(runs: list[RunData]) -> float:
+def bn_higher_final_accuracy(runs: list[Run]) -> float:
     bn, plain = _runs(runs)
     return final_test_error(plain) - final_test_error(bn)  # = accuracy with BN − accuracy without
 
@@ -95,6 +88,6 @@ def bn_higher_final_accuracy(runs: list[RunData]) -> float:
     threshold="< 1",
     passes=lambda v: v < 1,
 )
-def bn_stabilizes_sigmoid_inputs(runs: list[RunData]) -> float:
+def bn_stabilizes_sigmoid_inputs(runs: list[Run]) -> float:
     bn, plain = _runs(runs)
     return drift(bn) / drift(plain)

@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import math
 
-from omegaconf import OmegaConf
-
 from initlab.claims import NotApplicable, claim
-from initlab.storage import RunData
+from initlab.runs import Run
 
 SOURCE = "Srivastava et al. 2014, Fig. 4"
 
 
-def resolved(run: RunData, key: str) -> object:
-    """A config value with interpolations resolved (the preset sets model.dropout through one)."""
-    return OmegaConf.select(OmegaConf.create(run.config), key)
-
-
-def late_test_error(run: RunData) -> float:
+def late_test_error(run: Run) -> float:
     """Mean test error over the last quarter of the run's test evaluations (1 − accuracy, a fraction)."""
-    m = run.metrics
-    if m.empty:
-        raise NotApplicable(f"{run.path} has no metrics")
-    test = m[m.split == "test"].sort_values("step")
-    tail = test.iloc[-max(1, len(test) // 4) :]
-    return float(1.0 - tail.accuracy.mean())
+    return run.late_errors()[1]
 
 
-def errors_by_architecture(runs: list[RunData]) -> dict[tuple[int, int], dict[bool, list[float]]]:
+def errors_by_architecture(runs: list[Run]) -> dict[tuple[int, int], dict[bool, list[float]]]:
     """(depth, width) -> {with dropout?: [late test error of each run]}."""
     table: dict[tuple[int, int], dict[bool, list[float]]] = {}
     for run in runs:
-        arch = (int(resolved(run, "model.depth")), int(resolved(run, "model.width")))
-        dropout = (
-            float(resolved(run, "model.dropout") or 0) > 0
-            or float(resolved(run, "model.input_dropout") or 0) > 0
-        )
+        arch = (int(run.cfg("model.depth")), int(run.cfg("model.width")))
+        dropout = float(run.cfg("model.dropout") or 0) > 0 or float(run.cfg("model.input_dropout") or 0) > 0
         table.setdefault(arch, {False: [], True: []})[dropout].append(late_test_error(run))
     paired = {arch: e for arch, e in table.items() if e[False] and e[True]}
     if not paired:
@@ -59,7 +44,7 @@ def errors_by_architecture(runs: list[RunData]) -> dict[tuple[int, int], dict[bo
     threshold="> 0: best no-dropout error − worst dropout error, in percentage points",
     passes=lambda v: v > 0,
 )
-def dropout_clusters_separate(runs: list[RunData]) -> float:
+def dropout_clusters_separate(runs: list[Run]) -> float:
     """min(test error without dropout) − max(test error with dropout), in percentage points."""
     table = errors_by_architecture(runs)
     without = [e for errs in table.values() for e in errs[False]]
@@ -74,7 +59,7 @@ def dropout_clusters_separate(runs: list[RunData]) -> float:
     threshold="≥ 0.20 mean relative reduction (paper: 0.22 in Table 9, max-norm in both; ≈ 0.35 in Fig. 4)",
     passes=lambda v: v >= 0.20,
 )
-def dropout_relative_reduction(runs: list[RunData]) -> float:
+def dropout_relative_reduction(runs: list[Run]) -> float:
     """Mean over architectures of 1 − error(dropout) / error(no dropout)."""
     table = errors_by_architecture(runs)
     ratios = [

@@ -1,0 +1,57 @@
+"""``initlab plot``: redraw the papers' figures from what runs left on disk (nothing is retrained).
+
+Usage::
+
+    initlab plot PATH [PATH ...] [--figures hist,curves] [--out DIR] [--format png,pdf]
+                 [--steps 0,last] [--layers 1,5] [--xscale auto|linear|log] [--logy]
+
+A PATH is a run directory, a sweep directory (every run directory below it) or a glob. Figures go to
+``PATH/figures/`` (for several paths: ``figures/`` in the deepest folder that holds all the runs), next to
+an ``index.md`` that embeds each of them with one sentence; the path of every file written is printed.
+
+One module per family of figures -- :mod:`~initlab.plots.hist`, :mod:`~initlab.plots.over_time` (``stats``,
+``percentiles``), :mod:`~initlab.plots.curves` (``curves``, ``table``), :mod:`~initlab.plots.depth`,
+:mod:`~initlab.plots.heatmap` -- on top of :mod:`~initlab.plots.style` (the look) and
+:mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.command` is the command and
+holds :data:`FIGURES`. Runs are read through :mod:`initlab.runs` only.
+
+Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot): nothing is shown,
+nothing global has to be closed, and importing this package does not change a notebook's backend.
+"""
+
+from initlab.plots.command import FIGURES, main, write_index
+from initlab.plots.common import Options, Output, Skip
+from initlab.plots.curves import fig_curves, fig_table
+from initlab.plots.depth import DEPTH_QUANTITIES, fig_depth
+from initlab.plots.heatmap import fig_heatmap
+from initlab.plots.hist import HIST_QUANTITIES, fig_hist
+from initlab.plots.over_time import fig_percentiles, fig_stats
+from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
+from initlab.runs import collect_runs, label, swept_keys
+
+__all__ = [
+    "ACT_COLORS",
+    "DEPTH_QUANTITIES",
+    "FIGURES",
+    "HIST_QUANTITIES",
+    "INIT_COLORS",
+    "QUANTITY_TEXT",
+    "Options",
+    "Output",
+    "Skip",
+    "collect_runs",
+    "fig_curves",
+    "fig_depth",
+    "fig_heatmap",
+    "fig_hist",
+    "fig_percentiles",
+    "fig_stats",
+    "fig_table",
+    "group_runs",
+    "label",
+    "main",
+    "setup_title",
+    "styles",
+    "swept_keys",
+    "write_index",
+]

@@ -1,0 +1,461 @@
+"""Run directories: what one is, how to find them, and :class:`Run`, the reader of what a run left on disk.
+
+Every reader of run directories -- ``initlab plot``, ``initlab check``, the sweep index, the Python API --
+goes through this module. The write side lives in :mod:`initlab.storage` (file names, Parquet logs,
+``summary.json``); this is its mirror image.
+
+* A **run directory** holds ``summary.json`` or ``metrics.parquet`` (:func:`is_run_dir`); a **job
+  directory** of a sweep holds ``.hydra/overrides.yaml`` (:func:`job_dirs`).
+* :func:`collect_runs` finds every run under run directories, sweep directories and globs.
+* :func:`parse_overrides` reads ``key=value`` overrides with Hydra's own parser.
+* :class:`Run` (what :func:`load_run` returns) reads each file on first use: a sweep index reads only the
+  overrides and ``summary.json`` of its jobs, a figure only the logs it draws.
+* :func:`swept_keys`, :func:`label` and :func:`group_runs` name runs by the overrides that differ between
+  them and group the runs that differ only in ``seed``.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, parts_dir
+
+HYDRA_DIR = ".hydra"
+CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
+OVERRIDES_FILE = Path(HYDRA_DIR) / "overrides.yaml"
+HYDRA_FILE = Path(HYDRA_DIR) / "hydra.yaml"
+
+SEED_KEY = "seed"
+NOISE_KEYS = ("train.progress",)  # overrides that never distinguish runs in a label
+
+
+class MissingData(LookupError):
+    """A run lacks what a reader asked for (no probes, no metrics, no such layer or step)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Finding runs
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort "2" before "10" (job directories are numbered)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A run directory has a ``summary.json`` or a ``metrics.parquet``."""
+    path = Path(path)
+    return (path / SUMMARY_FILE).is_file() or (path / METRICS_FILE).is_file()
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """``root`` if it is a run directory, else every run directory below it (not descending into runs)."""
+    if is_run_dir(root):
+        return [root]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if SUMMARY_FILE in filenames or METRICS_FILE in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
+    return found
+
+
+def collect_runs(paths: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
+    """Every run under ``paths`` (run directories, sweep directories or globs), in a stable order.
+
+    A path that matches no run, or a run directory that cannot be loaded, adds one line to ``notes``.
+    """
+    notes = notes if notes is not None else []
+    dirs: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.exists():
+            matches = [path]
+        else:
+            matches = [Path(m) for m in sorted(glob.glob(str(raw), recursive=True), key=natural_key)]
+        if not matches:
+            notes.append(f"{raw}: no such file or directory, and no glob match")
+            continue
+        found = [run for m in matches if m.is_dir() for run in find_run_dirs(m)]
+        if not found:
+            notes.append(f"{raw}: no run directories (none holds summary.json or metrics.parquet)")
+        dirs.extend(found)
+    runs, seen = [], set()
+    for d in sorted(dirs, key=lambda p: natural_key(str(p))):
+        key = d.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            run = load_run(d)
+            run.config, run.overrides  # noqa: B018 - read now: a broken .hydra/ file is reported here
+        except Exception as exc:  # noqa: BLE001 - a broken .hydra/ file must not stop the other runs
+            notes.append(f"{d}: skipped, cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        runs.append(run)
+    return runs
+
+
+def job_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Every job directory below ``sweep_dir`` (one holding ``.hydra/overrides.yaml``), not submitit's."""
+    sweep_dir = Path(sweep_dir)
+    found = (p.parent.parent for p in sweep_dir.rglob("overrides.yaml") if p.parent.name == HYDRA_DIR)
+    return sorted(p for p in found if ".submitit" not in p.relative_to(sweep_dir).parts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading files
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file as plain Python objects (PyYAML's C loader: ~15x faster than OmegaConf.load)."""
+    import yaml
+
+    with open(path) as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def read_parquet(path: Path, problems: list[str] | None = None) -> pd.DataFrame:
+    """Read a log file, or the parts of a run still training (or killed); unreadable or missing: empty."""
+    parts = sorted(parts_dir(path).glob("part-*.parquet")) if not path.exists() else []
+    if not path.exists() and not parts:
+        return pd.DataFrame()
+    try:
+        if parts:
+            return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - a truncated file raises various pyarrow errors
+        if problems is not None:
+            problems.append(f"{path}: unreadable ({type(exc).__name__}: {exc})")
+        return pd.DataFrame()
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """A run's summary.json; ``{"status": "missing", "error": ...}`` when it is absent or unreadable."""
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return {"status": "missing", "error": f"no {SUMMARY_FILE}"}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return {"status": "missing", "error": f"{SUMMARY_FILE} unreadable: {exc}"}
+
+
+@functools.cache
+def _override_parser() -> Any:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _parsed(lines: Sequence[str]) -> list[Any]:
+    """Hydra's ``Override`` objects of ``lines``, deletions (``~key``) left out."""
+    return [o for o in _override_parser().parse_overrides([str(x) for x in lines]) if not o.is_delete()]
+
+
+def _key(override: Any) -> str:
+    return override.key_or_group + (f"@{override.package}" if override.package else "")
+
+
+def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
+    """``["init=xavier", "model.depth=2"]`` -> ``{"init": "xavier", "model.depth": 2}`` (typed by Hydra).
+
+    ``+key``/``++key`` count as ``key``; deletions (``~key``) are skipped; lists and dicts are kept as Hydra
+    writes them (``[0.9,0.99]``).
+    """
+    values: dict[str, Any] = {}
+    for override in _parsed(lines):
+        value = override.value()
+        if isinstance(value, list | dict):
+            value = override.get_value_element_as_str()
+        values[_key(override)] = value
+    return values
+
+
+def override_texts(lines: Sequence[str]) -> dict[str, str]:
+    """``key -> value`` exactly as written (``optim.lr=1e-3`` gives ``"1e-3"``), for labels."""
+    return {_key(o): o.input_line.split("=", 1)[1] for o in _parsed(lines)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One run
+
+
+class Run:
+    """Everything one run logged. Files are read on first use; missing files give empty frames.
+
+    Constructed with values (as tests and :func:`initlab.probe` do), a field is taken as given instead of
+    read. ``problems`` lists files that exist but could not be read.
+    """
+
+    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists")
+
+    def __init__(self, path: str | Path, problems: list[str] | None = None, **given: Any) -> None:
+        """``given``: any of :attr:`FIELDS`, taken as given instead of read from disk."""
+        if unknown := set(given) - set(self.FIELDS):
+            raise TypeError(f"Run() got unknown fields {sorted(unknown)}; allowed: {', '.join(self.FIELDS)}")
+        self.path = Path(path)
+        self.problems = problems if problems is not None else []
+        self.__dict__.update({k: v for k, v in given.items() if v is not None})  # cached_property slots
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # -- files ---------------------------------------------------------------------------------------
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The composed config (``.hydra/config.yaml``) with interpolations resolved where possible."""
+        from omegaconf import OmegaConf
+
+        if not (self.path / CONFIG_FILE).is_file():
+            return {}
+        loaded = OmegaConf.load(self.path / CONFIG_FILE)
+        try:  # presets may use interpolations; resolve them so readers see values
+            return OmegaConf.to_container(loaded, resolve=True)  # type: ignore[return-value]
+        except Exception:  # noqa: BLE001 - e.g. a Hydra-only resolver: keep the raw strings
+            return OmegaConf.to_container(loaded, resolve=False)  # type: ignore[return-value]
+
+    @cached_property
+    def overrides(self) -> list[str]:
+        """The command-line overrides of the run (``.hydra/overrides.yaml``)."""
+        if not (self.path / OVERRIDES_FILE).is_file():
+            return []
+        return [str(line) for line in load_yaml(self.path / OVERRIDES_FILE) or []]
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` (empty if absent)."""
+        if not (self.path / SUMMARY_FILE).is_file():
+            return {}
+        try:
+            return json.loads((self.path / SUMMARY_FILE).read_text())
+        except json.JSONDecodeError as exc:
+            self.problems.append(f"{self.path / SUMMARY_FILE}: unreadable ({exc})")
+            return {}
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.parquet``: one row per (step, split)."""
+        return read_parquet(self.path / METRICS_FILE, self.problems)
+
+    @cached_property
+    def layers(self) -> pd.DataFrame:
+        """``layers.parquet``: one row per (step, layer, quantity) of probe statistics."""
+        return read_parquet(self.path / LAYERS_FILE, self.problems)
+
+    @cached_property
+    def hists(self) -> pd.DataFrame:
+        """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts."""
+        return read_parquet(self.path / HISTS_FILE, self.problems)
+
+    # -- settings ------------------------------------------------------------------------------------
+    @cached_property
+    def override_values(self) -> dict[str, Any]:
+        """The overrides as ``key -> value``, typed by Hydra's parser (see :func:`parse_overrides`)."""
+        return parse_overrides(self.overrides)
+
+    @cached_property
+    def override_text(self) -> dict[str, str]:
+        """The overrides as written, ``hydra.*`` and :data:`NOISE_KEYS` left out (what labels show)."""
+        texts = override_texts(self.overrides)
+        return {k: v for k, v in texts.items() if not k.startswith("hydra.") and k not in NOISE_KEYS}
+
+    def cfg(self, key: str, default: Any = None) -> Any:
+        """The config node at a dotted key (``run.cfg("init.name")``), interpolations resolved."""
+        node: Any = self.config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        if isinstance(node, str) and "${" in node:
+            from omegaconf import OmegaConf
+
+            try:
+                node = OmegaConf.select(OmegaConf.create(self.config), key)
+            except Exception:  # noqa: BLE001 - an interpolation that cannot resolve: keep the text
+                pass
+        return node
+
+    def setting(self, key: str) -> Any:
+        """Like :meth:`cfg`, but a config group (a node with a ``name``) gives its name."""
+        node = self.cfg(key)
+        return node.get("name") if isinstance(node, dict) else node
+
+    def value(self, key: str) -> str | None:
+        """What ``key`` was in this run, as text: its override if it had one, else its config value.
+
+        A key the config does not hold (or a config group without a ``name``) is ``"default"``; a run
+        without any config (no ``.hydra/``) gives None ("unknown"), which never makes a key differ.
+        """
+        given = self.override_text.get(key)
+        if given is not None:
+            return given
+        if not self.config:
+            return None
+        value = self.setting(key)
+        return "default" if value is None else str(value)
+
+    @property
+    def depth(self) -> int | None:
+        """Hidden layers (``model.depth``), None if the config does not say."""
+        depth = self.setting("model.depth")
+        return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
+
+    def output_layer(self, layers: Iterable[int] = ()) -> int:
+        """The output layer's index: depth + 1 from the config, else the largest of ``layers``."""
+        if self.depth is not None:
+            return self.depth + 1
+        return max((int(x) for x in layers), default=0)
+
+    @cached_property
+    def job(self) -> int | None:
+        """Hydra's job number (``hydra.job.num`` in ``.hydra/hydra.yaml``, else the directory's name)."""
+        if (self.path / HYDRA_FILE).is_file():
+            num = ((load_yaml(self.path / HYDRA_FILE) or {}).get("hydra") or {}).get("job", {}).get("num")
+            if isinstance(num, int):
+                return num
+        return int(self.path.name) if self.path.name.isdigit() else None
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status", "unknown"))
+
+    # -- metrics -------------------------------------------------------------------------------------
+    def curve(self, split: str = "test") -> pd.DataFrame:
+        """The metrics rows of one split in step order (empty if there are none)."""
+        m = self.metrics
+        if m.empty or not {"split", "step"} <= set(m.columns):
+            return pd.DataFrame()
+        return m[m["split"] == split].sort_values("step")
+
+    def errors_by_step(self, split: str = "test") -> dict[int, float]:
+        """Classification error (a fraction) at every evaluated step of ``split``."""
+        if self.metrics.empty:
+            raise MissingData(f"{self.path} has no metrics")
+        rows = self.curve(split)
+        return {int(s): 1.0 - float(a) for s, a in zip(rows["step"], rows["accuracy"], strict=True)}
+
+    def final_test_error(self) -> float | None:
+        """1 − final test accuracy: from summary.json, else the last test evaluation; None if neither."""
+        acc = self.summary.get("final_test_accuracy")
+        if acc is None and {"step", "split", "accuracy"} <= set(self.metrics.columns):
+            test = self.curve("test")
+            acc = test["accuracy"].iloc[-1] if not test.empty else None
+        try:
+            error = 1.0 - float(acc)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return error if math.isfinite(error) else None
+
+    def late_errors(self) -> tuple[float, float]:
+        """(train error, test error), fractions, each averaged over the last quarter of the evaluations.
+
+        Averaging the last quarter instead of reading the last evaluation keeps one lucky or unlucky
+        evaluation of a few hundred examples from deciding a comparison.
+        """
+        if self.metrics.empty:
+            raise MissingData(f"{self.path} has no metrics")
+        out = []
+        for split in ("train", "test"):
+            rows = self.curve(split)
+            tail = rows.iloc[-max(1, len(rows) // 4) :]
+            out.append(1.0 - float(tail["accuracy"].mean()))
+        return out[0], out[1]
+
+    # -- probes --------------------------------------------------------------------------------------
+    def layer_stat(self, quantity: str, stat: str, step: int | None = 0) -> pd.Series:
+        """``stat`` of ``quantity`` per layer (index = layer) at ``step`` (None: the last probed step)."""
+        layers = self.layers
+        if layers.empty:
+            raise MissingData(f"{self.path} has no probes")
+        rows = layers[layers.quantity == quantity]
+        if rows.empty:
+            raise MissingData(f"{self.path} has no {quantity} probes")
+        step = rows.step.max() if step is None else step
+        rows = rows[rows.step == step]
+        if rows.empty:
+            raise MissingData(f"{self.path} has no {quantity} probe at step {step}")
+        return rows.set_index("layer")[stat].sort_index()
+
+
+RunData = Run  # the name of the first versions of the API
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory: ``load_run("outputs/runs/...").layers`` is a DataFrame of probe statistics."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a directory")
+    return Run(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Naming and grouping runs
+
+
+def swept_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
+    """The override keys whose value differs between runs, in the order they were first given."""
+    ignore = set(ignore)
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.override_text if k not in keys and k not in ignore]
+    return [k for k in keys if len({run.value(k) for run in runs} - {None}) > 1]
+
+
+def label(run: Run, runs: Sequence[Run], ignore: Iterable[str] = ()) -> str:
+    """A run's label: the overrides that differ between ``runs`` (``"init=standard act=tanh"``).
+
+    Keys in ``ignore`` (e.g. ``seed``) are left out. When nothing differs, the label describes the run
+    from its config (``"xavier init, tanh"``), falling back to the directory name.
+    """
+    parts = [f"{k}={v}" for k in swept_keys(runs, ignore) if (v := run.value(k)) is not None]
+    if parts:
+        return " ".join(parts)
+    init, act = run.setting("init.name"), run.setting("act.name")
+    if init and act:
+        return f"{init} init, {act}"
+    return run.path.name
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def order_key(run: Run, keys: Sequence[str], rank: Mapping[str, Sequence[str]] | None = None) -> list[Any]:
+    """Sort runs by their swept values: names in ``rank[key]`` in that order, then numbers, then text."""
+    out: list[Any] = []
+    for key in keys:
+        value = run.value(key) or ""
+        ranked = list((rank or {}).get(key, ()))
+        position = ranked.index(value) if value in ranked else len(ranked)
+        number = _as_number(value)
+        out.append((position, 0 if number is not None else 1, number or 0.0, natural_key(value)))
+    return out
+
+
+def group_runs(
+    runs: Sequence[Run], rank: Mapping[str, Sequence[str]] | None = None
+) -> list[tuple[str, list[Run]]]:
+    """Runs grouped by their label without ``seed`` (the seeds of one setting), in a stable order."""
+    keys = swept_keys(runs, ignore=[SEED_KEY])
+    ordered = sorted(runs, key=lambda r: (order_key(r, keys, rank), natural_key(r.value(SEED_KEY) or "")))
+    groups: dict[str, list[Run]] = {}
+    for run in ordered:
+        groups.setdefault(label(run, runs, ignore=[SEED_KEY]), []).append(run)
+    return list(groups.items())
