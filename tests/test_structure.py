@@ -87,3 +87,12 @@ def test_check_does_not_need_matplotlib() -> None:
             seen.add(node)
             todo += graph[node]
     assert not any(m.startswith("initlab.plots") for m in seen), sorted(seen)
+
+
+def test_every_subpackage_is_shipped_in_the_wheel() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    shipped = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {module_name(init) for init in PACKAGE.rglob("__init__.py")}
+    assert found <= shipped, sorted(found - shipped)
