@@ -261,6 +261,37 @@ class Run:
         """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts."""
         return read_parquet(self.path / HISTS_FILE, self.problems)
 
+    def hist_bins(
+        self, quantity: str | None = None, layer: int | None = None, step: int | None = None
+    ) -> pd.DataFrame:
+        """The histograms in long format: one row per bin, optionally of one quantity, layer and step.
+
+        Columns: ``step``, ``layer``, ``quantity``, ``bin`` (0-based), ``left`` and ``right`` (the bin's
+        edges), ``count``, and ``fraction`` = count / (finite values of that histogram, those outside
+        its range included), the y of Glorot & Bengio's normalized histograms. Ready for
+        ``seaborn.lineplot(x="left", y="fraction", hue="layer")`` or a ``groupby``.
+        """
+        columns = ["step", "layer", "quantity", "bin", "left", "right", "count", "fraction"]
+        hists = self.hists
+        if hists.empty or not {"step", "layer", "quantity", "edges", "counts"} <= set(hists.columns):
+            return pd.DataFrame(columns=columns)
+        for key, wanted in (("quantity", quantity), ("layer", layer), ("step", step)):
+            if wanted is not None:
+                hists = hists[hists[key] == wanted]
+        edges = hists["edges"].map(lambda e: list(e))
+        long = hists[["step", "layer", "quantity"]].assign(
+            bin=hists["counts"].map(lambda c: list(range(len(c)))),
+            left=edges.map(lambda e: e[:-1]),
+            right=edges.map(lambda e: e[1:]),
+            count=hists["counts"].map(list),
+            total=hists["counts"].map(sum)
+            + sum(hists[k].fillna(0) if k in hists else 0 for k in ("underflow", "overflow")),
+        )
+        long = long.explode(["bin", "left", "right", "count"], ignore_index=True)
+        long = long.astype({"bin": "int64", "left": "float64", "right": "float64", "count": "int64"})
+        long["fraction"] = long["count"] / long.pop("total").where(lambda t: t > 0)
+        return long[columns]
+
     # -- settings ------------------------------------------------------------------------------------
     @cached_property
     def override_values(self) -> dict[str, Any]:

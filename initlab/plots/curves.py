@@ -40,7 +40,7 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
         raise Skip("no run has metrics (metrics.parquet missing, empty or unreadable)")
     style = styles(runs, opts.color_by)
     group_of = {id(r): (g, len(m)) for g, m in group_runs(runs) for r in m}
-    fig, axes = new_figure(1, 2, (5.2, 3.8))
+    fig, axes = new_figure(1, 2, (5.2, 3.8), opts.target)
     ax_loss, ax_err = axes[0]
     handles: dict[str, Any] = {}
     any_diverged = False
@@ -96,8 +96,8 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
     ax_err.set_title("error")
     for ax in (ax_loss, ax_err):
         step_axis(ax, runs, opts, probes=False)
-    figure_legend(fig, list(handles.values()), list(handles))
-    suptitle(fig, "Learning curves: training (thin) and test (bold) loss and error", runs)
+    figure_legend(fig, list(handles.values()), list(handles), opts)
+    suptitle(fig, "Learning curves: training (thin) and test (bold) loss and error", runs, opts)
     caption(
         fig,
         "Training (thin) and test (bold) cross-entropy and classification error against training steps, one "

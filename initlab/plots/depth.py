@@ -45,7 +45,7 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         raise Skip("no run has per-layer statistics (layers.parquet missing, empty or unreadable)")
     style = styles(runs, opts.color_by)
     group_of = {id(r): g for g, m in group_runs(runs) for r in m}
-    fig, axes = new_figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6))
+    fig, axes = new_figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6), opts.target)
     legend: dict[str, Any] = {}  # one entry per setting, though each has a line in every panel
     steps_seen = set()
     any_finite = False
@@ -91,9 +91,11 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         ax.set_ylabel("variance (log scale)" if ax.get_yscale() == "log" else "variance (linear scale)")
     if not any_finite:
         raise Skip(f"no finite variance at step {wanted} (missing, or the run had diverged)")
-    figure_legend(fig, list(legend.values()), list(legend))
+    figure_legend(fig, list(legend.values()), list(legend), opts)
     step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
-    suptitle(fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs)
+    suptitle(
+        fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs, opts
+    )
     caption(
         fig,
         f"Variance (over units and examples) of the pre-activations, activations and back-propagated "

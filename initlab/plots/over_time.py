@@ -50,7 +50,7 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
     if not panels:
         raise Skip("no run has activation statistics (layers.parquet missing, empty or unreadable)")
     n_layers = max(int(quantity_rows(r.layers, quantity)["layer"].max()) for _, r in panels)
-    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), sharex=True)
+    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), opts.target, sharex=True)
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
         rows = quantity_rows(run.layers, quantity).sort_values("step")
         output = run.output_layer(rows["layer"].unique())
@@ -90,7 +90,7 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
             ax.legend(*zip(*keep, strict=True), loc="center left", bbox_to_anchor=(1.01, 0.5))
     for ax in axes[:-1, 0]:
         ax.set_xlabel("")
-    suptitle(fig, "Activation values per layer during training: mean ± std, 98th percentile", runs)
+    suptitle(fig, "Activation values per layer during training: mean ± std, 98th percentile", runs, opts)
     caption(
         fig,
         "Mean (points) and standard deviation (error bars) of each layer's activations over training, with "
@@ -125,7 +125,7 @@ def _percentiles(runs: list[Run], usable: Callable[[Run], bool], wanted: int | N
         raise Skip(f"no run has layer {wanted}" if wanted is not None else "no run has a hidden layer")
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = new_figure(nrows, ncols, (4.2, 3.2), sharey=True)
+    fig, axes = new_figure(nrows, ncols, (4.2, 3.2), opts.target, sharey=True)
     layers = {layer for _, _, layer in panels}
     where = f"layer {next(iter(layers))}" if len(layers) == 1 else "the last hidden layer"
     colors = styles(runs, opts.color_by)
@@ -145,7 +145,9 @@ def _percentiles(runs: list[Run], usable: Callable[[Run], bool], wanted: int | N
     grid_cleanup(axes, len(panels))
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{QUANTITY_TEXT[quantity]} (value)")
-    suptitle(fig, f"Pre-activation distribution of {where} over training: 15th, 50th, 85th percentiles", runs)
+    suptitle(
+        fig, f"Pre-activation distribution of {where} over training: 15th, 50th, 85th percentiles", runs, opts
+    )
     caption(
         fig,
         f"How the input to the nonlinearity of {where} drifts during training (median with the 15–85% "
