@@ -191,7 +191,8 @@ def figure_legend(
         last = np.asarray(opts.target, dtype=object).reshape(-1)[-1]  # type: ignore[union-attr]
         last.legend(handles, labels, loc="best")
         return
-    ncols = max(1, min(len(labels), 3 if max(map(len, labels), default=0) <= 30 else 2))
+    longest = max((len(line) for text in labels for line in text.splitlines()), default=0)
+    ncols = max(1, min(len(labels), 4 if longest <= 22 else 3 if longest <= 30 else 2))
     fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
 
 

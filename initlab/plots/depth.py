@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from initlab.plots.common import (
@@ -26,6 +27,7 @@ from initlab.plots.common import (
 from initlab.plots.style import (
     QUANTITY_TEXT,
     group_runs,
+    legend_entries,
     styles,
 )
 from initlab.runs import Run
@@ -46,7 +48,7 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
     style = styles(runs, opts.color_by)
     group_of = {id(r): g for g, m in group_runs(runs) for r in m}
     fig, axes = new_figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6), opts.target)
-    legend: dict[str, Any] = {}  # one entry per setting, though each has a line in every panel
+    legend: dict[str, Any] = {}  # reference lines (the settings' entries come from legend_entries)
     steps_seen = set()
     any_finite = False
     for ax, quantity in zip(axes[0], DEPTH_QUANTITIES, strict=True):
@@ -71,7 +73,6 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
                 linestyle=style[group]["linestyle"],
                 label=group,
             )
-            legend.setdefault(group, ax.lines[-1])
         if opts.ref_ratio is not None and quantity == "preact" and ax.lines:
             x0, y0 = ax.lines[0].get_xdata(), np.asarray(ax.lines[0].get_ydata(), dtype=float)
             if len(x0) and np.isfinite(y0[0]) and y0[0] > 0:
@@ -91,7 +92,10 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         ax.set_ylabel("variance (log scale)" if ax.get_yscale() == "log" else "variance (linear scale)")
     if not any_finite:
         raise Skip(f"no finite variance at step {wanted} (missing, or the run had diverged)")
-    figure_legend(fig, list(legend.values()), list(legend), opts)
+    entries = {
+        text: Line2D([], [], marker="o", markersize=4, **s) for text, s in legend_entries(runs, opts.color_by)
+    }
+    figure_legend(fig, [*entries.values(), *legend.values()], [*entries, *legend], opts)
     step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
     suptitle(
         fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs, opts

@@ -88,7 +88,7 @@ def _heatmap(runs: list[Run], wanted: int | None, opts: Options) -> Output:
         raise Skip(f"no usable activation histograms of layer {wanted if wanted is not None else 'last'}")
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = new_figure(nrows, ncols, (4.4, 3.4), opts.target)
+    fig, axes = new_figure(nrows, ncols, (4.4, 3.4), opts.target, sharey=True)
     layers = {layer for _, _, layer, _ in panels}
     where = f"layer {next(iter(layers))}" if len(layers) == 1 else "the last hidden layer"
     vmax = max(2.0, max(float(g[2].max()) for *_, g in panels))

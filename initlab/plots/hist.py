@@ -44,7 +44,7 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
     if not panels:
         raise Skip(f"no run has {quantity} histograms (hists.parquet missing, empty or unreadable)")
     n_layers = max(int(quantity_rows(r.hists, quantity)["layer"].max()) for _, r in panels)
-    fig, axes = new_figure(len(panels), 1, (7.0, 2.6), opts.target, sharex=True)
+    fig, axes = new_figure(len(panels), 1, (7.0, 2.6), opts.target, sharex=True, sharey=True)
     drawn, steps_seen = 0, set()
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
         rows = quantity_rows(run.hists, quantity)
@@ -68,7 +68,7 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
         ax.set_title(wrap(f"{name} — step {step}", 90) if len(panels) > 1 else f"step {step}")
         ax.set_ylabel("fraction of values per bin")
         if ax.lines:
-            ax.legend(loc="upper right", ncols=2 if len(ax.lines) > 6 else 1)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=2 if len(ax.lines) > 8 else 1)
     if not drawn:
         raise Skip(f"no finite {quantity} histogram in the chosen layers at step {wanted}")
     axes[-1, 0].set_xlabel(f"{QUANTITY_TEXT[quantity]} (value)")

@@ -15,6 +15,7 @@ from initlab.plots.common import (
     Skip,
     caption,
     each,
+    figure_legend,
     finite,
     grid_cleanup,
     has_columns,
@@ -50,7 +51,7 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
     if not panels:
         raise Skip("no run has activation statistics (layers.parquet missing, empty or unreadable)")
     n_layers = max(int(quantity_rows(r.layers, quantity)["layer"].max()) for _, r in panels)
-    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), opts.target, sharex=True)
+    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), opts.target, sharex=True, sharey=True)
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
         rows = quantity_rows(run.layers, quantity).sort_values("step")
         output = run.output_layer(rows["layer"].unique())
@@ -141,7 +142,17 @@ def _percentiles(runs: list[Run], usable: Callable[[Run], bool], wanted: int | N
         ax.plot(steps, finite(d["p15"]), color=color, linestyle=":", linewidth=1, label="15th percentile")
         ax.set_title(panel_title(name if len(panels) > 1 else "", layer, layers))
         step_axis(ax, runs, opts)
-    axes[0, 0].legend(loc="best")
+    gray = {"color": "0.3"}
+    figure_legend(
+        fig,
+        [
+            Line2D([], [], linestyle="--", linewidth=1, **gray),
+            Line2D([], [], linewidth=2, **gray),
+            Line2D([], [], linestyle=":", linewidth=1, **gray),
+        ],
+        ["85th percentile", "50th percentile (median)", "15th percentile"],
+        opts,
+    )
     grid_cleanup(axes, len(panels))
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{QUANTITY_TEXT[quantity]} (value)")
