@@ -337,7 +337,6 @@ def test_missing_or_corrupt_cifar10_files_name_them(make_cfg, tmp_path: Path) ->
         assert message.startswith(f"{fake / 'c' / name} is not a CIFAR-10 batch") and "\n" not in message
 
 
-@pytest.mark.slow
 def test_mlp_trains_on_flattened_cifar10(make_cfg, tmp_path: Path) -> None:
     from initlab import load_run
     from initlab.train import train
