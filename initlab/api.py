@@ -79,8 +79,9 @@ def run(overrides: Sequence[str] | str = (), run_dir: str | Path | None = None) 
     task_cfg = OmegaConf.create(with_hydra)
     (path / CONFIG_FILE).parent.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(task_cfg, path / CONFIG_FILE)
-    OmegaConf.save(OmegaConf.create(list(overrides)), path / OVERRIDES_FILE)
-    OmegaConf.save(_hydra_record(overrides, path), path / HYDRA_FILE)
+    task = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]  # as Hydra does
+    OmegaConf.save(OmegaConf.create(task), path / OVERRIDES_FILE)
+    OmegaConf.save(_hydra_record(task, path), path / HYDRA_FILE)
     train(task_cfg, path)
     return load_run(path)
 

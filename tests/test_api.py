@@ -37,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_run_is_the_cli_run(tmp_path: Path) -> None:
-    """Same overrides, same config files, same numbers as `initlab run` (in-process, no subprocess)."""
-    ours = initlab.run([*TINY, "init=kaiming", "act=relu"], run_dir=tmp_path / "api")
+    """Same overrides, same config files, same numbers as `initlab run` (in-process, no subprocess).
+
+    ``hydra.run.dir`` picks the directory, as for the command, and is not one of the run's overrides."""
+    ours = initlab.run([*TINY, "init=kaiming", "act=relu", f"hydra.run.dir={tmp_path / 'api'}"])
     saved = sys.argv[:]
     try:
         assert cli.main(["run", f"hydra.run.dir={tmp_path / 'cli'}", *TINY, "init=kaiming", "act=relu"]) == 0
