@@ -520,7 +520,9 @@ def test_palette_is_colorblind_safe_and_distinct_where_compared() -> None:
     ]  # fmt: skip
     for group, names in compared:
         palette = P.INIT_COLORS if group == "init" else P.ACT_COLORS
-        assert len({palette[n] for n in names}) == len(names), names
+        colors = {palette[n] for n in names}
+        assert len(colors) == len(names), names
+        assert not {"#E69F00", "#D55E00"} <= colors, names  # orange and vermillion look alike as lines
 
 
 def test_settings_sharing_a_palette_color_get_distinct_colors(tmp_path: Path) -> None:

@@ -46,9 +46,9 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK, GRAY = OKABE_ITO
 
 # Order matters: it is the panel / row order (Glorot & Bengio: "standard" on top, "normalized" below).
-# Names that the presets compare get different colors; a variant shares its family's color where it is the
-# same init (xavier = xavier_uniform, kaiming = kaiming_normal). Two settings of one figure never share a
-# color: :func:`styles` gives a later one the next free color.
+# Names that the presets compare get clearly different colors (never orange next to vermillion); a variant
+# shares its family's color where it is the same init (xavier = xavier_uniform, kaiming = kaiming_normal).
+# Two settings of one figure never share a color: :func:`styles` gives a later one the next free color.
 INIT_COLORS: dict[str, str] = {
     "standard": BLUE,
     "xavier": ORANGE,
@@ -59,7 +59,7 @@ INIT_COLORS: dict[str, str] = {
     "kaiming_uniform": SKY,
     "lecun": PURPLE,
     "orthogonal": BLACK,
-    "lsuv": VERMILLION,
+    "lsuv": PURPLE,
     "normal": PURPLE,
     "torch_default": GRAY,
     "constant": SKY,
@@ -68,15 +68,15 @@ INIT_COLORS: dict[str, str] = {
 
 
 ACT_COLORS: dict[str, str] = {
-    "sigmoid": BLUE,
+    "sigmoid": SKY,
     "tanh": ORANGE,
     "softsign": PURPLE,
-    "relu": VERMILLION,
-    "leaky_relu": BLACK,
-    "elu": SKY,
+    "relu": BLUE,
+    "leaky_relu": VERMILLION,
+    "elu": BLACK,
     "selu": GREEN,
     "gelu": GRAY,
-    "silu": SKY,
+    "silu": PURPLE,
     "linear": GRAY,
 }
 
