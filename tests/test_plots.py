@@ -330,7 +330,7 @@ def test_curves_known_numbers_and_colors(hand: list[RunData]) -> None:
     legend = fig.legends[0]
     texts = [t.get_text() for t in legend.get_texts()]
     assert texts == ["init=standard", "init=xavier", "data=mnist", "data=shapeset",
-                     "one line per seed (2 per setting)", "test (bold)", "train (thin)"]  # fmt: skip
+                     "2 seeds: one line each", "test (bold)", "train (thin)"]  # fmt: skip
     handles = dict(zip(texts, legend.legend_handles, strict=True))
     assert handles["init=xavier"].get_color() == P.INIT_COLORS["xavier"]
     assert handles["data=mnist"].get_linestyle() != handles["data=shapeset"].get_linestyle()

@@ -83,9 +83,8 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
         handles[text] = Line2D([], [], color=s["color"], linestyle=s["linestyle"], lw=2)
     seeds = {len(members) for _, members in group_runs(runs)}
     if max(seeds) > 1:  # every seed is a line of its own
-        handles["one line per seed" + (f" ({seeds.pop()} per setting)" if len(seeds) == 1 else "")] = Line2D(
-            [], [], linestyle="none"
-        )
+        text = f"{seeds.pop()} seeds: one line each" if len(seeds) == 1 else "one line per seed"
+        handles[text] = Line2D([], [], linestyle="none")
     handles["test (bold)"] = Line2D([], [], color="0.3", linewidth=2)
     handles["train (thin)"] = Line2D([], [], color="0.3", linewidth=1, alpha=0.6)
     if any_diverged:
