@@ -6,8 +6,8 @@ Python API (for notebooks and scripts):
 * :func:`load_run` opens a run directory as a :class:`Run`, whose files read as pandas objects
   (``run.hist_bins()``: the histograms with one row per bin);
 * :func:`load_sweep` gives one row per run of a sweep directory;
-* :func:`draw` and the ``draw_*`` functions of :mod:`initlab.plots.draw` draw each figure of ``initlab plot``
-  into a Matplotlib Figure or Axes.
+* :func:`draw` and the ``draw_*`` functions of :mod:`initlab.plots.drawing` draw each figure of
+  ``initlab plot`` into a Matplotlib Figure or Axes.
 
 Training and plotting are imported on first use, so ``import initlab`` stays light.
 """
@@ -24,13 +24,13 @@ __version__ = version("initlab")
 _LAZY = {
     "run": "initlab.api",
     "load_sweep": "initlab.api",
-    "draw": "initlab.plots.draw",
-    "draw_hist": "initlab.plots.draw",
-    "draw_stats": "initlab.plots.draw",
-    "draw_percentiles": "initlab.plots.draw",
-    "draw_curves": "initlab.plots.draw",
-    "draw_depth": "initlab.plots.draw",
-    "draw_heatmap": "initlab.plots.draw",
+    "draw": "initlab.plots.drawing",
+    "draw_hist": "initlab.plots.drawing",
+    "draw_stats": "initlab.plots.drawing",
+    "draw_percentiles": "initlab.plots.drawing",
+    "draw_curves": "initlab.plots.drawing",
+    "draw_depth": "initlab.plots.drawing",
+    "draw_heatmap": "initlab.plots.drawing",
 }
 
 __all__ = ["Run", "RunData", "load_run", "__version__", *_LAZY]

@@ -6,7 +6,7 @@
   :class:`~initlab.errors.UserError` whose one line the command prints.
 * :func:`load_sweep` is the sweep index (:func:`initlab.sweep_index.build_index`) of a directory of runs.
 
-The figures are :mod:`initlab.plots.draw`; every reader of run directories stays in :mod:`initlab.runs`.
+The figures are :mod:`initlab.plots.drawing`; every reader of run directories stays in :mod:`initlab.runs`.
 """
 
 from __future__ import annotations

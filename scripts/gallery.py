@@ -4,7 +4,7 @@
     python scripts/gallery.py               # every gallery figure from them
     python scripts/gallery.py he_deep_relu  # only one preset's figures
 
-Each figure is drawn by the same code as ``initlab plot`` (through :mod:`initlab.plots.draw`), from the
+Each figure is drawn by the same code as ``initlab plot`` (through :mod:`initlab.plots.drawing`), from the
 jobs of the sweep that match a filter on the sweep index (e.g. ``act == 'tanh'`` for Glorot & Bengio's
 Figs. 6-8, which show tanh).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import initlab
 from initlab import plots as P
-from initlab.plots.draw import as_runs
+from initlab.plots.drawing import as_runs
 from initlab.plots.style import DPI
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ One module per family of figures -- :mod:`~initlab.plots.hist`, :mod:`~initlab.p
 ``percentiles``), :mod:`~initlab.plots.curves` (``curves``, ``table``), :mod:`~initlab.plots.depth`,
 :mod:`~initlab.plots.heatmap` -- on top of :mod:`~initlab.plots.style` (the look) and
 :mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.command` is the command and
-holds :data:`FIGURES`; :mod:`~initlab.plots.draw` offers each figure as a function that draws into a given
+holds :data:`FIGURES`; :mod:`~initlab.plots.drawing` offers each figure as a function that draws into a given
 Matplotlib Figure or Axes (for notebooks). Runs are read through :mod:`initlab.runs` only.
 
 Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot): nothing is shown,
@@ -24,7 +24,7 @@ from initlab.plots.command import FIGURES, main, write_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import DEPTH_QUANTITIES, fig_depth
-from initlab.plots.draw import (
+from initlab.plots.drawing import (
     DRAW,
     draw,
     draw_curves,

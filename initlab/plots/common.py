@@ -3,7 +3,7 @@
 A figure function takes the runs and :class:`Options` and returns ``(name, Figure)`` pairs -- or ``(file
 name, text)`` for text outputs -- or raises :class:`Skip` with the reason it cannot be drawn from these runs.
 Every figure gets its panels from :func:`new_figure`, which draws into ``Options.target`` when the Python
-API (:mod:`initlab.plots.draw`) hands one over: a notebook's Figure, SubFigure or Axes.
+API (:mod:`initlab.plots.drawing`) hands one over: a notebook's Figure, SubFigure or Axes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Options:
     in ``depth``, a dashed reference line whose variance changes by this factor per layer (0.5: He et al.'s
     2^-L for Xavier-initialized ReLU layers).
     ``target``: where to draw instead of a new Figure -- a Figure or SubFigure to fill with the panels,
-    or the Axes (one per panel) to draw into; set by :mod:`initlab.plots.draw`, never by the command.
+    or the Axes (one per panel) to draw into; set by :mod:`initlab.plots.drawing`, never by the command.
     Figure functions append one line to ``notes`` for each part they had to leave out.
     """
 
