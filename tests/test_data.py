@@ -1,4 +1,4 @@
-"""Data loaders (seeded, balanced, standardized), augmentation, and the MNIST IDX reader."""
+"""Data loaders (seeded, balanced, standardized), augmentation, the IDX reader and CIFAR-10 batches."""
 
 from __future__ import annotations
 
