@@ -81,7 +81,9 @@ ACT_COLORS: dict[str, str] = {
 }
 
 
-FALLBACK_COLORS = OKABE_ITO
+# Colors of settings that are not an init or activation, in order: vermillion late (it is close to orange),
+# black last (it reads as the legend's black-and-gray keys).
+FALLBACK_COLORS = [BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, GRAY, BLACK]
 
 
 LINESTYLES = ["-", "--", ":", "-."]
