@@ -159,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in ("--version", "-V"):
         print(version_line())
         return 0
-    if completion.requested(argv[:2]):  # `initlab -sc query=bash`: what the completion script calls
-        return completion.main(argv, COMMANDS)
+    if completion.requested(argv[:1]):  # `initlab -sc query=bash`: what the completion script calls
+        try:
+            return completion.main(argv, COMMANDS)
+        except UserError as exc:
+            error(str(exc))
+            return EXIT_USER_ERROR
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         error(f"unknown command {name!r}: expected one of {', '.join(COMMANDS)}")

@@ -18,7 +18,11 @@ import re
 import sys
 from collections.abc import Iterable
 
+from initlab.errors import UserError
+
 FLAGS = ("-sc", "--shell-completion")
+ACTIONS = ("install", "uninstall", "query")
+SHELLS = ("bash", "zsh", "fish")  # Hydra's completion plugins (zsh uses the bash script)
 PROGRAM = "initlab"
 # The program's name at the start of $COMP_LINE: `initlab`, `/path/to/initlab`, `python -m initlab`.
 _PROGRAM_RE = re.compile(r"^\s*(?:\S*python[0-9.]*\s+-m\s+initlab|\S*initlab)(?:\s+|$)")
@@ -80,6 +84,11 @@ def main(argv: list[str], commands: Iterable[str]) -> int:
     """Answer ``initlab [run] -sc install|uninstall|query=SHELL`` (see the module docstring)."""
     request = _request(argv)
     action, _, shell = request.partition("=")
+    if action not in ACTIONS or shell not in SHELLS:
+        raise UserError(
+            f"shell completion {request!r} is not allowed: expected ACTION=SHELL with ACTION one of "
+            f"{', '.join(ACTIONS)} and SHELL one of {', '.join(SHELLS)} (e.g. install=bash)"
+        )
     if action != "query":
         return _hydra(["-sc", request])  # install/uninstall (and Hydra's own message for bad values)
     line = os.environ.get("COMP_LINE", "")

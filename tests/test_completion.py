@@ -86,3 +86,10 @@ tab "initlab run init=kai"
     lines = proc.stdout.strip().splitlines()
     assert "init=" in lines[0].split()
     assert lines[1].split() == ["init=kaiming", "init=kaiming_normal", "init=kaiming_uniform"]
+
+
+def test_a_bad_completion_request_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["-sc", "install=tcsh"], ["-sc", "foo"], ["run", "-sc", "query"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "expected ACTION=SHELL" in err[0] and "bash, zsh, fish" in err[0], err
