@@ -120,6 +120,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "plot": "initlab.plots:main",
     "sweep-index": "initlab.sweep_index:main",
     "check": "initlab.claims:main",
+    "export-tb": "initlab.export_tb:main",
 }
 HELP = {
     "run": "train one network (or a sweep with -m) from Hydra configs; `initlab run --help`",
@@ -127,6 +128,7 @@ HELP = {
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
     "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
 }
 
 
