@@ -67,6 +67,7 @@ def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
 
+    from initlab.objective import missing_sweeper, returning_objective
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
     if completion.requested(argv):  # Hydra's completion, answered for the command `initlab`
@@ -74,8 +75,13 @@ def cmd_run(argv: list[str]) -> int:
     if argv == ["--version"]:  # Hydra's flag would print Hydra's version
         print(version_line())
         return 0
+    if problem := missing_sweeper(argv):
+        raise UserError(problem)
     silence_launcher_schema_warning()
-    app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
+    # the job returns the configured objective (for sweepers such as Optuna)
+    app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(
+        returning_objective(_task)
+    )
     sys.argv = ["initlab run", *argv]
     try:
         app()

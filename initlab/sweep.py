@@ -175,6 +175,8 @@ class SweepCallback(Callback):
             text += f", test accuracy {summary['final_test_accuracy']:.4f}"
         if summary.get("wall_seconds") is not None:
             text += f", {summary['wall_seconds']:.1f} s"
+        if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
+            text += f"; objective {getattr(job_return, '_return_value', None)}"  # what the sweeper gets
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
