@@ -68,6 +68,7 @@ def cmd_run(argv: list[str]) -> int:
     import hydra
 
     from initlab.objective import missing_sweeper, returning_objective
+    from initlab.resume import resumable
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
     if completion.requested(argv):  # Hydra's completion, answered for the command `initlab`
@@ -80,7 +81,7 @@ def cmd_run(argv: list[str]) -> int:
     silence_launcher_schema_warning()
     # the job returns the configured objective (for sweepers such as Optuna)
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(
-        returning_objective(_task)
+        returning_objective(resumable(_task))
     )
     sys.argv = ["initlab run", *argv]
     try:

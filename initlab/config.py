@@ -84,6 +84,7 @@ def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
 # (key, predicate, allowed values in words); keys that are absent from the config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", _int(0), "an integer >= 0"),
+    ("resume", *_one_of(True, False)),
     ("device", *_one_of("cpu", "cuda", "auto")),
     ("model.depth", _int(1), "an integer >= 1"),
     ("model.width", _int(1), "an integer >= 1"),
