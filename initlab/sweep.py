@@ -185,7 +185,8 @@ class SweepCallback(Callback):
         if summary.get("wall_seconds") is not None:
             text += f", {summary['wall_seconds']:.1f} s"
         if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
-            text += f"; objective {getattr(job_return, '_return_value', None)}"  # what the sweeper gets
+            value = getattr(job_return, "_return_value", None)  # what the sweeper gets
+            text += f"; objective {value:.6g}" if isinstance(value, float) else f"; objective {value}"
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
