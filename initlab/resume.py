@@ -118,7 +118,7 @@ def resumable(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         run_dir = Path(hc.runtime.output_dir).resolve()
         _kept.discard(run_dir)  # (a sweep run earlier in this process may have kept it)
         if cfg.get("resume") is True and hc.mode != RunMode.MULTIRUN:
-            print("initlab: warning: resume=true only applies to sweeps (-m); this run trains", file=sys.stderr)
+            print("initlab: warning: resume=true applies to sweeps (-m); this run trains", file=sys.stderr)
         if cfg.get("resume") is True and hc.mode == RunMode.MULTIRUN:
             earlier = read_snapshot(hc.sweep.dir).get(str(run_dir))
             action = decide(earlier, cfg)
