@@ -114,6 +114,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "plot": "initlab.plots:main",
     "sweep-index": "initlab.sweep_index:main",
     "check": "initlab.claims:main",
+    "theory": "initlab.theory_cli:main",
 }
 HELP = {
     "run": "train one network (or a sweep with -m) from Hydra configs; `initlab run --help`",
@@ -121,6 +122,7 @@ HELP = {
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
     "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
 }
 
 

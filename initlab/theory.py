@@ -296,7 +296,8 @@ class NetPrediction:
 
 
 def _row(layer: int, quantity: str, mean: float, variance: float) -> dict[str, Any]:
-    return {"layer": layer, "quantity": quantity, "mean": float(mean), "variance": float(variance)}
+    mean = 0.0 if abs(mean) < 1e-12 * max(1.0, math.sqrt(max(variance, 0.0))) else float(mean)  # symmetric φ
+    return {"layer": layer, "quantity": quantity, "mean": mean, "variance": float(variance)}
 
 
 # -- from a run's config -----------------------------------------------------------------------------------

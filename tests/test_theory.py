@@ -259,3 +259,47 @@ def test_meanfield_init_draws_its_parameters(make_cfg) -> None:
     b2 = float(layer.bias.detach().double().pow(2).mean())
     assert w2 * 500 == pytest.approx(2.5, rel=N_SE * math.sqrt(2 / layer.weight.numel()))
     assert b2 == pytest.approx(0.3, rel=N_SE * math.sqrt(2 / 4000))
+
+
+def test_theory_command(capsys) -> None:
+    """``initlab theory``: the same numbers as :func:`initlab.theory.predict`, as text and as CSV."""
+    import io
+
+    import pandas as pd
+
+    from initlab.cli import main
+    from initlab.theory_cli import compose_config
+
+    args = ["act=relu", "init=kaiming", "model.depth=4", "model.width=64", "data=gaussian", "data.dim=32"]
+    assert main(["theory", "--format", "csv", *args]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["layer"].tolist() == [1, 2, 3, 4, 5]
+    assert table["fan_in"].tolist() == [32, 64, 64, 64, 64] and table["fan_out"].tolist()[-1] == 10
+    assert table["preact_var"].tolist() == pytest.approx([2, 2, 2, 2, 1])  # q holds; output gain 1
+    assert set(table["phase"]) == {"critical"} and table["chi_1"].iloc[0] == pytest.approx(1.0)
+    pred = T.predict(compose_config(args), 32, 10)
+    grads = [r["variance"] for r in pred.rows if r["quantity"] == "grad_preact"]
+    assert table["grad_preact_var"].tolist() == pytest.approx(grads)
+
+    assert main(["theory", "act=tanh", "init=meanfield", "init.sigma_w2=1.3", "init.sigma_b2=0.05"]) == 0
+    out = capsys.readouterr().out
+    xi = T.depth_scales(T.activation({"name": "tanh"}), 1.3, 0.05).xi_c
+    assert "phase: ordered" in out and f"xi_c = {xi:.4g}" in out and f"6*xi_c = {6 * xi:.0f}" in out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["init=foo"], "Could not find 'init/foo': expected one of constant,"),
+        (["model.norm=batch"], "model.norm=batch"),
+        (["init=lsuv"], "init=lsuv"),
+        (["model.depth=0"], "model.depth=0 is not allowed"),
+        (["--format", "json"], "--format 'json' is not allowed: expected text or csv"),
+    ],
+)
+def test_theory_command_errors(args: list[str], message: str, capsys) -> None:
+    from initlab.cli import main
+
+    assert main(["theory", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
