@@ -20,7 +20,9 @@ the gradient-independence approximation: going down one layer the variance chang
 ratio fan_out/fan_in of the layer above. At the logits, δ = (softmax(h) − onehot(y))/B for a batch of B
 examples; with logits of small variance q (at init) E[Σ_k (p_k − y_k)²] ≈ 1 − 1/K + (K−1)·q/K² (second order
 in the logits), so Var[δ^(L+1)] ≈ (1 − 1/K + (K−1)·q/K²)/(K·B²). The weight gradient ∂L/∂W^l = Σ_b δ^l a^(l−1)
-has (Glorot & Bengio Eq. 14, examples uncorrelated) Var[∂L/∂W^l] = B·Var[δ^l]·E[(a^(l−1))²].
+has Var[∂L/∂W^l] = B·Var[δ^l]·E[(a^(l−1))²] (Glorot & Bengio Eq. 14, uncorrelated examples) plus
+B(B−1)·E[δ^b·δ^b']·E[a^b·a^b'] over pairs of examples, which the correlation map of their inputs gives
+(:meth:`NetPrediction._pair_terms`): with correlated inputs (images) the per-example terms add up.
 
 Depth scales (Schoenholz et al. 2017, Eqs. 4–9), for the hidden-to-hidden σ_w², σ_b² with q* the fixed
 point of the q map:
@@ -49,7 +51,6 @@ import numpy as np
 import torch
 from numpy.polynomial.hermite_e import hermegauss
 from omegaconf import DictConfig, OmegaConf
-from scipy.optimize import brentq
 
 # Even node counts: no node at z = 0, where ReLU's derivative is ambiguous. Kinks (SELU's at 0) converge
 # slowly: 256 nodes give E[selu(z)²] = 1 to 2e-5.
@@ -143,6 +144,18 @@ def _pair(q: float, c: float) -> tuple[np.ndarray, np.ndarray]:
     return s * _z2a, s * (c * _z2a + math.sqrt(max(1.0 - c * c, 0.0)) * _z2b)
 
 
+def gauss2(
+    f: Callable[[np.ndarray], np.ndarray],
+    g: Callable[[np.ndarray], np.ndarray],
+    var: float,
+    c: float,
+    mean: float = 0.0,
+) -> float:
+    """E[f(u₁)·g(u₂)] for (u₁, u₂) Gaussian with mean ``mean``, variance ``var`` and correlation ``c``."""
+    u1, u2 = _pair(max(var, 0.0), c)
+    return float(_w2 @ (f(mean + u1) * g(mean + u2)))
+
+
 def c_map(phi: Activation, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
     """c^l = (σ_w²·E[φ(u₁)φ(u₂)] + σ_b²)/q* (Schoenholz et al. Eq. 4), two inputs of correlation c."""
     u1, u2 = _pair(q, c)
@@ -153,6 +166,8 @@ def c_map(phi: Activation, sigma_w2: float, sigma_b2: float, q: float, c: float)
 
 def c_star(phi: Activation, sigma_w2: float, sigma_b2: float, q: float, chi1: float) -> float:
     """The stable fixed point of the correlation map in [0, 1]: 1 unless chaotic (χ₁ > 1), then c* < 1."""
+    from scipy.optimize import brentq
+
     if chi1 <= 1.0:
         return 1.0
     gap = lambda c: c_map(phi, sigma_w2, sigma_b2, q, c) - c  # noqa: E731
@@ -222,6 +237,8 @@ def depth_scales(phi: Activation, sigma_w2: float, sigma_b2: float, q0: float = 
 
 def critical_sigma_w2(phi: Activation, sigma_b2: float, lo: float = 0.5, hi: float = 8.0) -> float:
     """The σ_w² at which χ₁ = 1 for this σ_b² (tanh, σ_b² = 0.05: ≈ 1.76)."""
+    from scipy.optimize import brentq
+
     return float(brentq(lambda s: depth_scales(phi, s, sigma_b2).chi_1 - 1.0, lo, hi, xtol=1e-6))
 
 
@@ -247,41 +264,71 @@ class NetPrediction:
     phi: Activation
     input_m2: float
     batch_size: int
+    input_corrs: tuple[tuple[float, float], ...] = ((0.0, 1.0),)
+    label_spread: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rows = self._forward_backward()
 
     def _forward_backward(self) -> list[dict[str, Any]]:
-        phi, specs = self.phi, self.layers
+        phi, specs, batch = self.phi, self.layers, self.batch_size
+        sq = lambda u: phi.phi(u) ** 2  # noqa: E731
         rows: list[dict[str, Any]] = []
-        m2_in = self.input_m2  # E[(a^(l−1))²] before dropout
-        pre: list[tuple[float, float]] = []
+        m2 = self.input_m2  # E[(a^(l−1))²] of the layer below, before dropout
+        below: list[float] = []
+        pre: list[tuple[float, float]] = []  # (mean, variance) of each layer's pre-activations
         for i, s in enumerate(specs, start=1):
-            var = s.sigma_w2 * m2_in * s.input_keep + s.sigma_b2
+            below.append(m2 * s.input_keep)
+            var = s.sigma_w2 * m2 * s.input_keep + s.sigma_b2
             pre.append((s.bias_mean, var))
             rows.append(_row(i, "preact", s.bias_mean, var))
             if i < len(specs):
-                mean_a = gauss(phi.phi, var, s.bias_mean)
-                m2_in = gauss(lambda u: phi.phi(u) ** 2, var, s.bias_mean)
-                rows.append(_row(i, "act", mean_a, m2_in - mean_a**2))
+                mean_a, m2 = gauss(phi.phi, var, s.bias_mean), gauss(sq, var, s.bias_mean)
+                rows.append(_row(i, "act", mean_a, m2 - mean_a**2))
+        k = specs[-1].fan_out
+        q_out = min(pre[-1][1], float(k))  # the expansion in the logits is only good for q ≲ 1; keep Σ p² ≤ 1
+        grads = [(1 - 1 / k + (k - 1) * q_out / k**2) / (k * batch**2)]
+        for i in range(len(specs) - 1, 0, -1):  # δ^l from δ^(l+1), l = L .. 1
+            above, (mean, var) = specs[i], pre[i - 1]
+            fan = above.sigma_w2 * above.fan_out / above.fan_in
+            grads.append(grads[-1] * fan * gauss(lambda u: phi.dphi(u) ** 2, var, mean) * above.input_keep)
+        pairs = sum(share * np.array(self._pair_terms(pre, c0)) for c0, share in self.input_corrs)
+        for i, (g, m2_in, pair) in enumerate(zip(grads[::-1], below, pairs, strict=True), 1):
+            rows.append(_row(i, "grad_preact", 0.0, g))
+            rows.append(_row(i, "grad_weight", 0.0, batch * g * m2_in + batch * (batch - 1) * pair))
+        return rows
+
+    def _pair_terms(self, pre: list[tuple[float, float]], c0: float) -> list[float]:
+        """E[δ^b·δ^b']·E[a^b·a^b'] per layer for two different examples whose inputs correlate by ``c0``.
+
+        Forward, the covariance of two examples' pre-activations follows Eq. 4 (unnormalized), with
+        E[a^b·a^b'] = E[φ(u₁)φ(u₂)]; backward, that of their gradients changes by
+        σ_w²·(fan ratio)·E[φ′(u₁)φ′(u₂)] per layer (dropout masks of different examples are independent:
+        no 1/(1−p) there). At the logits, E[e^b_k·e^b'_k] for e = softmax − onehot is
+        (1 − 1/K)·Cov[logits]/K² + mean_k (π_k − 1/K)² (labels independent of the logits at init).
+        """
+        phi, specs, batch = self.phi, self.layers, self.batch_size
+        cross, corrs, cross_in = c0 * self.input_m2, [], []
+        for i, (s, (mean, var)) in enumerate(zip(specs, pre, strict=True)):
+            cross_in.append(cross)
+            corrs.append(min(max((s.sigma_w2 * cross + s.sigma_b2) / var, -1.0), 1.0) if var > 0 else 1.0)
+            if i < len(specs) - 1:
+                cross = gauss2(phi.phi, phi.phi, var, corrs[-1], mean)
         k = specs[-1].fan_out
         q_out = min(pre[-1][1], float(k))
-        delta = (1 - 1 / k + (k - 1) * q_out / k**2) / (k * self.batch_size**2)
-        grads = [delta]
-        for i in range(len(specs) - 1, 0, -1):  # δ^l from δ^(l+1), l = L .. 1
-            above = specs[i]
-            mean, var = pre[i - 1]
-            dphi2 = gauss(lambda u: phi.dphi(u) ** 2, var, mean)
-            grads.append(grads[-1] * above.sigma_w2 * above.fan_out / above.fan_in * dphi2 * above.input_keep)
-        grads.reverse()
-        m2_prev = self.input_m2
-        for i, (s, g) in enumerate(zip(specs, grads, strict=True), start=1):
-            rows.append(_row(i, "grad_preact", 0.0, g))
-            rows.append(_row(i, "grad_weight", 0.0, self.batch_size * g * m2_prev * s.input_keep))
-            mean, var = pre[i - 1]
-            m2_prev = gauss(lambda u: phi.phi(u) ** 2, var, mean)
-        return rows
+        gamma = ((1 - 1 / k) * q_out * corrs[-1] / k**2 + self.label_spread) / batch**2
+        out = [gamma * cross_in[-1]]
+        for i in range(len(specs) - 1, 0, -1):
+            above, (mean, var) = specs[i], pre[i - 1]
+            gamma *= (
+                above.sigma_w2
+                * above.fan_out
+                / above.fan_in
+                * gauss2(phi.dphi, phi.dphi, var, corrs[i - 1], mean)
+            )
+            out.append(gamma * cross_in[i - 1])
+        return out[::-1]
 
     @cached_property
     def hidden(self) -> LayerSpec:
@@ -369,13 +416,28 @@ def probed_batch(cfg: DictConfig) -> int:
     return int(cfg.probe.get("fixed_batch", 0) or cfg.train.batch_size)
 
 
-def predict(cfg: DictConfig, n_in: int, n_out: int, input_m2: float | None = None) -> NetPrediction:
-    """The step-0 prediction for a run's config (NotApplicable when the theory does not cover it)."""
+def predict(
+    cfg: DictConfig,
+    n_in: int,
+    n_out: int,
+    input_m2: float | None = None,
+    input_corrs: tuple[tuple[float, float], ...] = ((0.0, 1.0),),
+    label_spread: float = 0.0,
+) -> NetPrediction:
+    """The step-0 prediction for a run's config (NotApplicable when the theory does not cover it).
+
+    ``input_m2`` = E[x²] (None: :func:`input_second_moment`); ``input_corrs`` = the distribution of
+    x^b·x^b'/(n·E[x²]) over pairs of different examples as (value, share) pairs (default: all 0, independent
+    zero-mean features); ``label_spread`` = mean_k (π_k − 1/K)² of the class prior π (0 for balanced
+    classes). The last two only enter the weight gradients: Σ_b δ^b·a^b adds up over correlated examples.
+    """
     reason = not_applicable(cfg)
     if reason:
         raise NotApplicable(reason)
     m2 = input_second_moment(cfg) if input_m2 is None else input_m2
-    return NetPrediction(layer_specs(cfg, n_in, n_out), activation(cfg.act), m2, probed_batch(cfg))
+    return NetPrediction(
+        layer_specs(cfg, n_in, n_out), activation(cfg.act), m2, probed_batch(cfg), input_corrs, label_spread
+    )
 
 
 def prediction_frame(pred: NetPrediction) -> Any:
@@ -386,6 +448,26 @@ def prediction_frame(pred: NetPrediction) -> Any:
     spec = pd.DataFrame([{"layer": i, **s.__dict__} for i, s in enumerate(pred.layers, start=1)])
     frame = frame.merge(spec[["layer", "fan_in", "fan_out", "sigma_w2", "sigma_b2"]], on="layer")
     return frame.sort_values(["quantity", "layer"], kind="stable").reset_index(drop=True)
+
+
+def write_prediction(
+    cfg: DictConfig, n_in: int, n_out: int, data_moments: tuple[Any, ...], run_dir: Any
+) -> dict[str, Any]:
+    """Write ``theory.parquet`` into a run directory; returns the fields for ``summary.json``.
+
+    ``data_moments``: E[x²], the distribution of the correlation of two examples' inputs and the label
+    spread, measured on the training set (see :func:`predict`).
+    """
+    from pathlib import Path
+
+    from initlab.storage import THEORY_FILE
+
+    try:
+        pred = predict(cfg, n_in, n_out, *data_moments)
+    except NotApplicable as exc:
+        return {"theory_skipped": str(exc)}
+    prediction_frame(pred).assign(step=0).to_parquet(Path(run_dir) / THEORY_FILE, index=False)
+    return summary_fields(pred)
 
 
 def summary_fields(pred: NetPrediction) -> dict[str, Any]:

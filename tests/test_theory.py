@@ -303,3 +303,29 @@ def test_theory_command_errors(args: list[str], message: str, capsys) -> None:
     assert main(["theory", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
+    """A run writes theory.parquet and the depth scales in summary.json; with batch norm only the reason."""
+    from initlab.runs import load_run
+    from initlab.train import train
+
+    n = 512
+    overrides = ["act=tanh", "init=xavier", f"model.width={n}", "model.depth=6", "data.dim=128"]
+    probe = ["train.steps=1", "probe.fixed_batch=100", "probe.schedule=list", "probe.steps=[0]"]
+    train(make_cfg(*overrides, *probe), tmp_path / "a")
+    run = load_run(tmp_path / "a")
+    assert run.summary["theory_phase"] == "chaotic" and run.summary["theory_chi_1"] > 1
+    theory = run.theory.set_index(["quantity", "layer"])
+    measured = run.layers[run.layers.step == 0].set_index(["quantity", "layer"])["std"] ** 2
+    pre = (measured.loc["preact"] / theory.loc["preact", "variance"]).to_numpy()
+    # one finite net random-walks around the mean-field curve: compare layer-to-layer ratios (5 SE of √(2/n))
+    assert np.abs(np.diff(np.log(pre[:-1]))).max() < N_SE * 2 * math.sqrt(2 / n), pre
+    assert abs(math.log(pre[0])) < N_SE * 2 * math.sqrt(2 / n)
+    grad = (measured.loc["grad_preact"] / theory.loc["grad_preact", "variance"]).to_numpy()
+    assert abs(np.mean(np.diff(np.log(grad)))) < N_SE * 2 * math.sqrt(2 / n), grad
+
+    train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "b")
+    run = load_run(tmp_path / "b")
+    assert run.theory.empty and "model.norm=batch" in run.summary["theory_skipped"]
