@@ -326,6 +326,17 @@ def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
     grad = (measured.loc["grad_preact"] / theory.loc["grad_preact", "variance"]).to_numpy()
     assert abs(np.mean(np.diff(np.log(grad)))) < N_SE * 2 * math.sqrt(2 / n), grad
 
+    # the depth figure: beside each measured line, the prediction dashed in the same color
+    from initlab import plots as P
+
+    (name, fig), *_ = P.fig_depth([run], P.Options(steps=[0]))
+    for ax, quantity in zip(fig.axes, P.DEPTH_QUANTITIES, strict=False):
+        measured_line, dashed = ax.get_lines()[:2]
+        assert dashed.get_linestyle() == "--" and dashed.get_color() == measured_line.get_color()
+        np.testing.assert_allclose(
+            dashed.get_ydata(), theory.loc[quantity, "variance"].loc[dashed.get_xdata()]
+        )
+
     train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "b")
     run = load_run(tmp_path / "b")
     assert run.theory.empty and "model.norm=batch" in run.summary["theory_skipped"]
