@@ -160,8 +160,9 @@ def _measure(cfg, n_in: int, n_out: int, batch: int, seed: int) -> dict[tuple[in
         ["act=relu", "init=kaiming"],
         ["act=selu", "init=lecun"],
         ["act=tanh", "init=xavier"],
+        ["act=tanh", "init=xavier", "init.gain=1", "model.dropout=0.2", "model.input_dropout=0.1"],
     ],
-    ids=["tanh_critical", "relu_kaiming", "selu_lecun", "tanh_xavier"],
+    ids=["tanh_critical", "relu_kaiming", "selu_lecun", "tanh_xavier", "tanh_dropout"],
 )
 def test_prediction_matches_a_wide_net_at_init(overrides: list[str], make_cfg) -> None:
     """Layer-to-layer ratios of measured variances match the predicted ones (5 SE of √(2/n) per layer,
