@@ -140,11 +140,11 @@ def eoc_deepest_trainable_near_critical(runs: list[Run]) -> float:
     sigmas = np.sort(grid["sigma_w2"].unique())
     if len(sigmas) < 3:
         raise NotApplicable("fewer than 3 values of init.sigma_w2")
-    per = grid.groupby("sigma_w2").apply(
-        lambda g: (g.loc[g.trained, "depth"].max() if g.trained.any() else 0, g.accuracy.mean()),
-        include_groups=False,
-    )
-    best = max(per.index, key=lambda s: per[s])
+    per = {  # σ_w² -> (deepest trained depth, mean accuracy): compared in that order
+        sigma: (int(g.loc[g.trained, "depth"].max()) if g.trained.any() else 0, float(g.accuracy.mean()))
+        for sigma, g in grid.groupby("sigma_w2")
+    }
+    best = max(per, key=per.__getitem__)
     nearest = int(np.argmin(np.abs(sigmas - critical_sigma_w2(grid))))
     return float(abs(int(np.searchsorted(sigmas, best)) - nearest))
 
