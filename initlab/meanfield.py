@@ -104,6 +104,8 @@ def q_star(phi: Activation, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -
         new = q_map(phi, sigma_w2, sigma_b2, q)
         if not math.isfinite(new) or new > 1e30:
             return math.inf
+        if new < 1e-30:  # decays to 0 (ordered, σ_b² = 0)
+            return 0.0
         if abs(new - q) <= 1e-12 * max(q, 1e-300):
             return new
         q = new

@@ -284,10 +284,13 @@ def write_prediction(
 
     try:
         pred = predict(cfg, n_in, n_out, *data_moments)
+        scales = summary_fields(pred)
     except NotApplicable as exc:
         return {"theory_skipped": str(exc)}
+    except (ArithmeticError, ValueError) as exc:  # a numerical failure must not stop the training run
+        return {"theory_skipped": f"prediction failed ({type(exc).__name__}: {exc})"}
     prediction_frame(pred).assign(step=0).to_parquet(Path(run_dir) / THEORY_FILE, index=False)
-    return summary_fields(pred)
+    return scales
 
 
 def summary_fields(pred: NetPrediction) -> dict[str, Any]:
