@@ -282,6 +282,8 @@ def write_prediction(
 
     from initlab.storage import THEORY_FILE
 
+    path = Path(run_dir) / THEORY_FILE
+    path.unlink(missing_ok=True)  # a stale prediction of an earlier attempt in this directory
     try:
         pred = predict(cfg, n_in, n_out, *data_moments)
         scales = summary_fields(pred)
@@ -289,7 +291,7 @@ def write_prediction(
         return {"theory_skipped": str(exc)}
     except (ArithmeticError, ValueError) as exc:  # a numerical failure must not stop the training run
         return {"theory_skipped": f"prediction failed ({type(exc).__name__}: {exc})"}
-    prediction_frame(pred).assign(step=0).to_parquet(Path(run_dir) / THEORY_FILE, index=False)
+    prediction_frame(pred).assign(step=0).to_parquet(path, index=False)
     return scales
 
 

@@ -338,6 +338,6 @@ def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
             dashed.get_ydata(), theory.loc[quantity, "variance"].loc[dashed.get_xdata()]
         )
 
-    train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "b")
-    run = load_run(tmp_path / "b")
+    train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "a")  # the same directory again
+    run = load_run(tmp_path / "a")
     assert run.theory.empty and "model.norm=batch" in run.summary["theory_skipped"]
