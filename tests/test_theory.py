@@ -338,6 +338,13 @@ def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
             dashed.get_ydata(), theory.loc[quantity, "variance"].loc[dashed.get_xdata()]
         )
 
+    # the stats figure: the predicted step-0 mean ± std of each layer's act as a hollow square at step 0
+    [(_, fig)] = P.fig_stats([run], P.Options())
+    squares = [line for line in fig.axes[0].get_lines() if line.get_marker() == "s"]
+    assert len(squares) == 6 and all(list(line.get_xdata()) == [0] for line in squares)
+    predicted_means = theory.loc["act", "mean"].to_numpy()
+    np.testing.assert_allclose([line.get_ydata()[0] for line in squares], predicted_means)
+
     train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "a")  # the same directory again
     run = load_run(tmp_path / "a")
     assert run.theory.empty and "model.norm=batch" in run.summary["theory_skipped"]
