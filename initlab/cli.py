@@ -127,6 +127,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "plot": "initlab.plots:main",
     "sweep-index": "initlab.sweep_index:main",
     "check": "initlab.claims:main",
+    "theory": "initlab.theory_cli:main",
     "export-tb": "initlab.export_tb:main",
 }
 HELP = {
@@ -135,6 +136,7 @@ HELP = {
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
     "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
     "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
 }
 

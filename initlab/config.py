@@ -103,6 +103,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("init.bias", _num(float("-inf")), "a number"),
     ("init.tol", _num(0, lo_open=True), "a number > 0"),
     ("init.max_iter", _int(1), "an integer >= 1"),
+    ("init.sigma_w2", _num(0), "a number >= 0"),
+    ("init.sigma_b2", _num(0), "a number >= 0"),
     ("init.batch_size", _int(2), "an integer >= 2"),
     ("act.negative_slope", _num(0), "a number >= 0"),
     ("data.n_train", _optional(_int(1)), "null or an integer >= 1"),

@@ -277,6 +277,15 @@ LOADERS: dict[str, Callable[[DictConfig], Loaded]] = {
 }
 
 
+# (n_features, n_classes) of each data set without loading it (what ``initlab theory`` needs)
+SHAPES: dict[str, Callable[[DictConfig], tuple[int, int]]] = {
+    "shapeset": lambda cfg: (32 * 32, shapeset.N_CLASSES),
+    "digits": lambda cfg: (8 * 8, 10),
+    "gaussian": lambda cfg: (int(cfg.dim), int(cfg.n_classes)),
+    "mnist": lambda cfg: (28 * 28, 10),
+}
+
+
 def load_data(cfg: DictConfig, device: torch.device | str = "cpu") -> Dataset:
     """Load the data set ``cfg.name``, standardize with the train split's scalar mean/std, move to device."""
     (x_tr, y_tr, x_te, y_te), n_classes, image_shape = LOADERS[cfg.name](cfg)

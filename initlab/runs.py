@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, parts_dir
+from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, THEORY_FILE, parts_dir
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
@@ -202,7 +202,7 @@ class Run:
     read. ``problems`` lists files that exist but could not be read.
     """
 
-    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists")
+    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists", "theory")
 
     def __init__(self, path: str | Path, problems: list[str] | None = None, **given: Any) -> None:
         """``given``: any of :attr:`FIELDS`, taken as given instead of read from disk."""
@@ -261,6 +261,13 @@ class Run:
     def hists(self) -> pd.DataFrame:
         """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts."""
         return read_parquet(self.path / HISTS_FILE, self.problems)
+
+    @cached_property
+    def theory(self) -> pd.DataFrame:
+        """``theory.parquet``: the mean-field prediction at step 0, one row per (layer, quantity) with
+        ``mean`` and ``variance`` (empty where the theory does not apply; ``summary["theory_skipped"]`` says
+        why)."""
+        return read_parquet(self.path / THEORY_FILE, self.problems)
 
     def hist_bins(
         self, quantity: str | None = None, layer: int | None = None, step: int | None = None

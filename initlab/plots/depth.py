@@ -33,6 +33,26 @@ from initlab.plots.style import (
 from initlab.runs import Run
 
 DEPTH_QUANTITIES = ("preact", "act", "grad_preact")
+PREDICTION_TEXT = "dashed: mean-field prediction at step 0"
+
+
+def _prediction(ax: Any, run: Run, quantity: str, layers: Any, color: Any) -> Any:
+    """Draw a run's predicted step-0 variance (``theory.parquet``) as a dashed line; None when it has none."""
+    theory = run.theory
+    if not has_columns(theory, "quantity", "layer", "variance"):
+        return None
+    rows = theory[(theory["quantity"] == quantity) & theory["layer"].isin(layers)].sort_values("layer")
+    if rows.empty:
+        return None
+    (line,) = ax.plot(  # no label: the legend has one grey entry for every dashed line
+        rows["layer"].to_numpy(),
+        rows["variance"].to_numpy(),
+        color=color,
+        linestyle="--",
+        linewidth=1.2,
+        alpha=0.8,
+    )
+    return line
 
 
 @styled
@@ -73,6 +93,8 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
                 linestyle=style[group]["linestyle"],
                 label=group,
             )
+            if step == 0 and _prediction(ax, run, quantity, layers, style[group]["color"]) is not None:
+                legend.setdefault(PREDICTION_TEXT, Line2D([], [], color="0.4", linestyle="--"))
         if opts.ref_ratio is not None and quantity == "preact" and ax.lines:
             x0, y0 = ax.lines[0].get_xdata(), np.asarray(ax.lines[0].get_ydata(), dtype=float)
             if len(x0) and np.isfinite(y0[0]) and y0[0] > 0:
@@ -104,6 +126,11 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         fig,
         f"Variance (over units and examples) of the pre-activations, activations and back-propagated "
         f"gradients in each layer at "
-        f"{step_text}, one line per run: a straight line up or down means the variance explodes or vanishes.",
+        f"{step_text}, one line per run: a straight line up or down means the variance explodes or vanishes."
+        + (
+            " Dashed, same color: the run's mean-field prediction (theory.parquet)."
+            if PREDICTION_TEXT in legend
+            else ""
+        ),
     )
     return f"depth_step{wanted}", fig

@@ -70,6 +70,10 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
                 elinewidth=0.8,
                 label=f"{layer_name(layer, output)}: mean ± std",
             )
+            predicted = _predicted(run, quantity, layer)
+            if predicted is not None:  # the run's mean-field prediction at step 0 (theory.parquet)
+                ax.errorbar([0], [predicted[0]], yerr=[predicted[1]], color=color, marker="s", markersize=7,
+                            markerfacecolor="none", capsize=4, linestyle="none", elinewidth=0.8)  # fmt: skip
             if "p98" in d.columns:
                 ax.plot(
                     d["step"].to_numpy(),
@@ -88,6 +92,9 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
         keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "mean" in lab]
         if keep:
             keep.append((Line2D([], [], color="0.3", marker="^", linestyle="none"), "98th percentile"))
+            if not run.theory.empty:
+                square = Line2D([], [], color="0.3", marker="s", markerfacecolor="none", linestyle="none")
+                keep.append((square, "mean-field prediction, step 0"))
             ax.legend(*zip(*keep, strict=True), loc="center left", bbox_to_anchor=(1.01, 0.5))
     for ax in axes[:-1, 0]:
         ax.set_xlabel("")
@@ -95,9 +102,22 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
     caption(
         fig,
         "Mean (points) and standard deviation (error bars) of each layer's activations over training, with "
-        "the 98th percentile as triangles: saturation shows as means or percentiles pinned at the bounds.",
+        "the 98th percentile as triangles: saturation shows as means or percentiles pinned at the bounds."
+        + (PREDICTION_NOTE if any(not r.theory.empty for _, r in panels) else ""),
     )
     return [("stats_act", fig)]
+
+
+PREDICTION_NOTE = " Hollow squares: the mean-field prediction at step 0 (theory.parquet)."
+
+
+def _predicted(run: Run, quantity: str, layer: int) -> tuple[float, float] | None:
+    """(mean, std) the run's ``theory.parquet`` predicts for ``quantity`` of ``layer`` at step 0, or None."""
+    theory = run.theory
+    if not has_columns(theory, "quantity", "layer", "mean", "variance"):
+        return None
+    row = theory[(theory["quantity"] == quantity) & (theory["layer"] == layer)]
+    return None if row.empty else (float(row["mean"].iloc[0]), float(row["variance"].iloc[0]) ** 0.5)
 
 
 @styled
