@@ -43,7 +43,7 @@ def test_quick_variant_is_the_same_experiment_smaller(preset: str) -> None:
     assert quick.model.width < full.model.width or quick.train.steps < full.train.steps
 
 
-def test_he_preset_gives_xavier_gain_one_and_kaiming_relus_gain() -> None:
+def test_he_preset_uses_the_default_gains_xavier_one_and_kaiming_relus() -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         xavier = compose(config_name="config", overrides=["experiment=he_deep_relu", "init=xavier_normal"])
         kaiming = compose(config_name="config", overrides=["experiment=he_deep_relu", "init=kaiming_normal"])

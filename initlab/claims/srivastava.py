@@ -6,7 +6,9 @@ PyTorch drop probabilities 0.5 / 0.2), with the max-norm constraint ‖w‖₂ �
 the test-error curves of six MNIST nets falling into two separate clusters, dropout below.
 
 A run's test error here is the mean over the last quarter of its test evaluations (not just the last one),
-so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim.
+so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim. Both claims
+are evaluated on the runs of each seed (every architecture with and without dropout) and must hold in every
+seed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,21 @@ def late_test_error(run: Run) -> float:
     return run.late_errors()[1]
 
 
+# What the comparison assumes: every net has the same max-norm constraint and the same init (He init for ReLU
+# nets, the activation's gain), with or without dropout; only dropout differs.
+SETTINGS = ("act.name", "init.name", "init.gain", "reg.max_norm", "optim.lr")
+
+
 def errors_by_architecture(runs: list[Run]) -> dict[tuple[int, int], dict[bool, list[float]]]:
-    """(depth, width) -> {with dropout?: [late test error of each run]}."""
+    """(depth, width) -> {with dropout?: [late test error of each run]}, over the runs of one seed.
+
+    NotApplicable if the runs differ in anything of :data:`SETTINGS` or have no max-norm constraint.
+    """
+    for key in SETTINGS:
+        if len({repr(run.cfg(key)) for run in runs}) > 1:
+            raise NotApplicable(f"needs the same {key} in every run (only dropout may differ)")
+    if not runs[0].cfg("reg.max_norm"):
+        raise NotApplicable("needs the max-norm constraint (reg.max_norm) the paper trains with")
     table: dict[tuple[int, int], dict[bool, list[float]]] = {}
     for run in runs:
         arch = (int(run.cfg("model.depth")), int(run.cfg("model.width")))
