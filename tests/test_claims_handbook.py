@@ -1,4 +1,4 @@
-"""The dropout, symmetry, regularizers, self_normalizing and lsuv presets: each quick variant runs and passes
+"""The dropout, symmetry, weight_decay, self_normalizing and lsuv presets: each quick variant runs and passes
 every claim registered for its preset (initlab/claims/srivastava.py and initlab/claims/handbook.py).
 
 Each quick sweep runs in this process through ``initlab run -m experiment=NAME_quick`` (a few seconds to
@@ -22,7 +22,7 @@ from initlab.config import config_dir
 from initlab.runs import RunData, collect_runs
 from initlab.train import train
 
-PRESETS = ("dropout", "symmetry", "regularizers", "self_normalizing", "lsuv")
+PRESETS = ("dropout", "symmetry", "weight_decay", "self_normalizing", "lsuv")
 
 
 def run_quick(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -45,7 +45,9 @@ def test_quick_preset_passes_its_claims(preset, tmp_path, monkeypatch):
     assert 1 <= len(expected) <= 4
     assert [r.claim.name for r in results] == expected
     for r in results:
-        assert r.passed, f"{r.claim.name}: measured {r.value} ({r.note}); pass if {r.claim.threshold}"
+        assert r.passed, f"{r.claim.name}: measured {r.values} ({r.note}); pass if {r.claim.threshold}"
+    seeds = {str(r.cfg("seed")) for r in runs}
+    assert len(seeds) >= 2 and all(set(r.values) == seeds for r in results)  # every seed is reported
 
 
 def test_prior_entropy_of_shapeset_is_not_ln_k(tmp_path):
