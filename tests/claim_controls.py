@@ -38,10 +38,11 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     # biases of −3 put every sigmoid near 0.05 from the start
     "glorot_saturation_sigmoid_lower_layers": ("glorot_saturation", ("act=sigmoid", "init.bias=-3")),
     "glorot_saturation_tanh_layer1_first": ("glorot_saturation", ("act=tanh", "optim.lr=0.001")),
-    # batch norm lets the sigmoid net learn
+    # no 5-layer sigmoid net learned at this size (batch norm: 0.81 error, Adam: 0.83, digits: 0.92), so the
+    # sigmoid row is given the logs of a tanh net on digits (SWAPPED_IN_WRONG_RUNS)
     "glorot_table1_sigmoid_at_chance": (
         "glorot_table1",
-        ("act=sigmoid", "init=standard", "model.norm=batch"),
+        ("act=sigmoid,tanh", "init=standard", "data=digits", "data.n_train=null"),
     ),
     # dropout 0.5 (inverted: kept units ×2) doubles E[x²]: the ReLU variance map becomes 2× theory
     "he_xavier_variance_halves": (
@@ -63,9 +64,10 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
         "he_deep_relu",
         ("init=xavier_normal", "model.depth=30", "model.norm=batch"),
     ),
-    # a learning rate too small for either net to reach 90 %
-    "bn_reaches_accuracy_sooner": ("bn_sigmoid", ("optim.lr=1e-4", "train.steps=300")),
-    "bn_higher_final_accuracy": ("bn_sigmoid", ("init.std=1.0",)),
+    # bn_momentum 0: the running averages never leave (0, 1), so the BN net is evaluated with wrong statistics
+    "bn_reaches_accuracy_sooner": ("bn_sigmoid", ("model.bn_momentum=0", "train.steps=500")),
+    "bn_higher_final_accuracy": ("bn_sigmoid", ("model.bn_momentum=0", "train.steps=500")),
+    # init std 1: the plain net's sigmoid inputs start wide and move little relative to their spread
     "bn_stabilizes_sigmoid_inputs": ("bn_sigmoid", ("init.std=1.0",)),
     # 100 updates: the dropout nets have not caught up yet
     "dropout_clusters_separate": ("dropout", ("train.steps=100",)),
@@ -86,9 +88,9 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "selu_variance_stays_one": ("self_normalizing", ("act=selu", "model.dropout=0.5")),
     "relu_lecun_halves_variance": ("self_normalizing", ("act=relu", "model.dropout=0.5")),
     "tanh_variance_follows_mean_field": ("self_normalizing", ("act=tanh", "model.dropout=0.5")),
-    # LSUV without its rescaling (no pass over the data): just the orthonormal start
-    "lsuv_variance_on_held_out_batch": ("lsuv", ("init=lsuv", "init.max_iter=0", "train.steps=1")),
-    "lsuv_starts_faster": ("lsuv", ("++init.max_iter=0",)),
+    # LSUV without its rescaling (tolerance 100: it stops before the first pass): the orthonormal start
+    "lsuv_variance_on_held_out_batch": ("lsuv", ("init=lsuv", "init.tol=100", "train.steps=1")),
+    "lsuv_starts_faster": ("lsuv", ("++init.tol=100",)),
     "orthonormal_relu_halves_variance": ("lsuv", ("init=orthogonal", "model.dropout=0.5", "train.steps=1")),
 }
 
@@ -107,6 +109,12 @@ SWAPPED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"act.name": "softsign", "init.name": "standard"},
     ),
     "glorot_saturation_softsign_below_tanh": ({"act.name": "tanh"}, {"act.name": "softsign"}),
+}
+
+
+# claim -> (settings a, settings b) exchanged in the runs of its WRONG_RUNS sweep before it is evaluated
+SWAPPED_IN_WRONG_RUNS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "glorot_table1_sigmoid_at_chance": ({"act.name": "sigmoid"}, {"act.name": "tanh"}),
 }
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from claim_controls import SWAPPED, WRONG_RUNS
+from claim_controls import SWAPPED, SWAPPED_IN_WRONG_RUNS, WRONG_RUNS, swap_logs
 
 from initlab import cli
 from initlab.claims import evaluate_claim, load_claims
@@ -28,7 +28,7 @@ for _name, _setup in WRONG_RUNS.items():
 
 def test_every_claim_has_a_negative_control() -> None:
     assert set(CLAIMS) == set(WRONG_RUNS) | set(SWAPPED)
-    assert not set(WRONG_RUNS) & set(SWAPPED)
+    assert not set(WRONG_RUNS) & set(SWAPPED) and set(SWAPPED_IN_WRONG_RUNS) <= set(WRONG_RUNS)
     assert all(CLAIMS[name].preset == preset for name, (preset, _) in WRONG_RUNS.items())
 
 
@@ -49,6 +49,7 @@ def test_claims_fail_on_a_wrong_setup(setup, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     runs = run_sweep(preset, overrides, tmp_path / "sweep", monkeypatch)
     for name in SETUPS[setup]:
-        result = evaluate_claim(CLAIMS[name], runs)
+        swap = SWAPPED_IN_WRONG_RUNS.get(name)
+        result = evaluate_claim(CLAIMS[name], swap_logs(runs, *swap) if swap else runs)
         print(f"{name}: {result.values} -> {result.passed} ({result.note})")
         assert result.passed is False, f"{name} did not fail: {result.values} ({result.note})"
