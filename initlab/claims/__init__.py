@@ -48,6 +48,13 @@ TWO_SE = "effect > 2 standard errors"
 RULES = (EVERY_SEED, TWO_SE)
 
 
+RULES_LEGEND = (
+    "Each claim is evaluated on every seed. Rule *every seed*: it passes if the condition holds for every "
+    "seed's value. Rule *effect > 2 standard errors*: with n ≥ 2 seeds, it passes if the condition holds on "
+    "the whole interval mean ± 2·std/√n."
+)
+
+
 class AmbiguousRuns(ValueError):
     """Several runs of one seed group match what a measure asked for: it must not pick one of them."""
 
@@ -281,7 +288,7 @@ def main(argv: list[str]) -> int:
     out = args.out or Path(args.paths[0])
     if out.is_dir():
         out = out / "claims.md"
-    out.write_text("# Claims checked\n\n" + table)
+    out.write_text("# Claims checked\n\n" + RULES_LEGEND + "\n\n" + table)
     print(f"wrote {out}")
     failed = sum(r.passed is False for r in results)
     passed = sum(r.passed is True for r in results)
