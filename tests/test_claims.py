@@ -169,3 +169,13 @@ def test_seed_groups_hold_every_setting_once_per_seed(tmp_path) -> None:
 def test_claim_rule_is_checked() -> None:
     with pytest.raises(ValueError, match="claim rule 'most seeds'"):
         claims.claim("toy", "Toy", "text", "> 0", lambda v: v > 0, rule="most seeds")
+
+
+def test_a_seed_without_the_setting_is_skipped_and_named(tmp_path, registry) -> None:
+    runs = seeded_sweep(tmp_path, {0: (0.5, 0.7), 1: (0.5, 0.6)})
+    write_run(tmp_path / "9", "toy", "standard", 0.5, seed=2)  # seed 2 has no xavier run
+    register_gap(claims.EVERY_SEED)
+    (result,) = claims.evaluate(collect_runs([tmp_path]))
+    assert result.values == pytest.approx({"0": 0.2, "1": 0.1, "2": None})
+    assert result.passed is True and result.note == "skipped in seed 2: needs a run with init.name=xavier"
+    assert len(runs) == 4

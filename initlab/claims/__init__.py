@@ -215,22 +215,23 @@ def verdict(c: Claim, values: list[float]) -> tuple[bool | None, str]:
 def evaluate_claim(c: Claim, runs: list[Run]) -> Result:
     """Evaluate one claim on every seed group of ``runs`` (the runs of its preset)."""
     result = Result(c)
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []  # (seed, why)
     for seed, group in seed_groups(runs):
         try:
             result.values[seed] = float(c.measure(group))
         except NotApplicable as exc:
             result.values[seed] = None
-            skipped.append(f"seed {seed}: {exc}" if len(runs) > 1 else str(exc))
+            skipped.append((seed, str(exc)))
         except Exception as exc:  # noqa: BLE001 - broken or ambiguous logs: this claim fails, the others run
             result.passed, result.note = False, f"seed {seed}: {type(exc).__name__}: {exc}"
             return result
     if not result.measured:
-        result.passed, result.note = None, str(skipped[0]).split(": ", 1)[-1] if skipped else "no runs"
+        result.passed, result.note = None, skipped[0][1] if skipped else "no runs"
         return result
     result.passed, result.note = verdict(c, result.measured)
     if skipped:
-        result.note = "; ".join([result.note] * bool(result.note) + [f"skipped {'; '.join(skipped)}"])
+        where = "; ".join(f"seed {seed}: {why}" for seed, why in skipped)
+        result.note = "; ".join([result.note] * bool(result.note) + [f"skipped in {where}"])
     return result
 
 
