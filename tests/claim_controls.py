@@ -72,6 +72,8 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     # 100 updates: the dropout nets have not caught up yet
     "dropout_clusters_separate": ("dropout", ("train.steps=100",)),
     "dropout_relative_reduction": ("dropout", ("train.steps=100",)),
+    # p·n "fixed" with n not widened: the two p = 0.1 runs are the same net
+    "fixed_pn_helps_low_retention": ("dropout_retention", ("retain=p10", "retention.p10.width_fixed_pn=128")),
     # 5 updates: the zero-init net's loss is still near ln 9, not H(p); the random one has not learnt
     "zeros_loss_at_prior_entropy": ("symmetry", ("init=zeros", "train.steps=5")),
     "random_init_beats_prior": ("symmetry", ("init=xavier", "train.steps=5")),
@@ -109,6 +111,10 @@ SWAPPED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"act.name": "softsign", "init.name": "standard"},
     ),
     "glorot_saturation_softsign_below_tanh": ({"act.name": "tanh"}, {"act.name": "softsign"}),
+    "low_retention_underfits": (
+        {"scaling": "fixed_n", "model.dropout": 0.9},
+        {"scaling": "fixed_n", "model.dropout": 0.5},
+    ),
 }
 
 
