@@ -30,7 +30,8 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab.sweep import configure_job
+    from initlab import lifeline
+    from initlab.sweep import configure_job, index_orphaned_job
     from initlab.train import train
 
     hc = HydraConfig.get()
@@ -40,7 +41,8 @@ def _task(cfg: DictConfig) -> None:
     if multirun:
         configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
     try:
-        summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
+        with lifeline.training():
+            summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
     except UserError as exc:
         error(where + str(exc))
         if multirun:
@@ -52,6 +54,8 @@ def _task(cfg: DictConfig) -> None:
         error(f"{where}failed: {type(exc).__name__}: {exc}")  # recorded in summary.json by train()
         return
     if summary["status"] == "interrupted":
+        if multirun and lifeline.orphaned():
+            index_orphaned_job(Path(hc.sweep.dir))  # ends this process: it takes no further job
         if multirun:
             raise KeyboardInterrupt
         sys.exit(EXIT_INTERRUPTED)
@@ -66,9 +70,11 @@ def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
 
+    from initlab import lifeline
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
     silence_launcher_schema_warning()
+    lifeline.mark_launcher()  # the jobs of a sweep end when this process does
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
     sys.argv = ["initlab run", *argv]
     try:

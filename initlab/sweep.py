@@ -22,6 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from initlab import lifeline
 from initlab.runs import read_summary
 from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
 
@@ -99,8 +100,10 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """Prepare one job of a multirun: torch threads and progress bar, chosen from the launcher.
 
     Under a parallel launcher (anything but Hydra's basic one) the job's tqdm bar is turned off; the
-    :class:`SweepCallback` prints one line per finished job instead.
+    :class:`SweepCallback` prints one line per finished job instead. A job in a process of its own ends with
+    its launcher (:mod:`initlab.lifeline`).
     """
+    lifeline.watch()
     if launcher_kind(hydra_cfg.launcher) == "basic":
         return
     threads = threads_per_job(hydra_cfg.launcher)
@@ -127,6 +130,13 @@ def index_interrupted_sweep() -> Path | None:
         return None
     write_index(sweep_dir)
     return sweep_dir / INDEX_FILE
+
+
+def index_orphaned_job(sweep_dir: Path) -> None:
+    """An interrupted job whose launcher died: index its sweep (no one else will), then end its process."""
+    if sweep_dir.is_dir():
+        write_index(sweep_dir)
+    lifeline.finish_orphan()
 
 
 def exit_code() -> int:

@@ -10,8 +10,10 @@ The index has one row per job directory, sorted by job number, with these column
 one column per override, e.g. ``init``, ``act``, ``seed``, ``model.depth``
     the job's value (from ``.hydra/overrides.yaml``), typed: ``model.depth=2`` gives the integer 2.
 ``status``
-    from ``summary.json``: ``completed``, ``diverged``, ``failed``, ``interrupted``, ``running`` (not
-    finished, or killed hard), or ``missing`` (the job has no ``summary.json``).
+    from ``summary.json``: ``completed``, ``diverged``, ``failed``, ``interrupted``, ``running`` (a process
+    of this machine, or of another one, still trains it), or ``missing`` (the job has no ``summary.json``).
+    A ``running`` job whose process (``pid`` on this ``host``) no longer exists was killed hard: it is
+    listed ``interrupted``, with that as its error.
 ``error``
     why a job failed (null otherwise).
 ``steps_done``, ``diverged_at``, ``final_{train,test}_{loss,accuracy}``, ``wall_seconds``, ``startup_seconds``
@@ -23,13 +25,17 @@ one column per override, e.g. ``init``, ``act``, ``seed``, ``model.depth``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from initlab.lifeline import process_alive
 from initlab.runs import Run, job_dirs, read_summary
 
 INDEX_FILE = "sweep.parquet"
@@ -53,12 +59,22 @@ OK_STATUSES = ("completed", "diverged")
 STATUS_ORDER = ("completed", "diverged", "failed", "interrupted", "running", "missing")
 
 
+def still_running(summary: dict[str, Any]) -> bool:
+    """Whether the process that wrote a ``running`` summary still runs (unknowable for another host)."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or host != platform.node():
+        return True
+    return process_alive(pid)
+
+
 def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """One job's (override values, index fields)."""
     run = Run(job_dir)
     summary = read_summary(job_dir)
     fields: dict[str, Any] = {"job": run.job}
     fields.update({key: summary.get(key) for key in SUMMARY_COLUMNS})
+    if fields["status"] == "running" and not still_running(summary):
+        fields.update(status="interrupted", error=f"its process ({summary['pid']}) ended without a status")
     fields.update({k: v for k, v in summary.items() if k.startswith("final_") and k not in fields})
     fields["dir"] = str(job_dir.resolve())
     return run.override_values, fields
@@ -104,11 +120,28 @@ def build_index(sweep_dir: str | Path) -> pd.DataFrame:
 def write_index(sweep_dir: str | Path) -> pd.DataFrame:
     """Build the index of ``sweep_dir`` and write it to ``sweep_dir/sweep.parquet`` (atomically)."""
     sweep_dir = Path(sweep_dir)
-    index = build_index(sweep_dir)
-    tmp = sweep_dir / (INDEX_FILE + ".tmp")
-    index.to_parquet(tmp, index=False)
-    os.replace(tmp, sweep_dir / INDEX_FILE)
+    with _locked(sweep_dir):  # jobs of a sweep whose launcher died index it themselves, maybe at once
+        index = build_index(sweep_dir)
+        tmp = sweep_dir / f"{INDEX_FILE}.{os.getpid()}.tmp"
+        index.to_parquet(tmp, index=False)
+        os.replace(tmp, sweep_dir / INDEX_FILE)
     return index
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on a directory (where there is one): the last writer saw every job's summary."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_index(sweep_dir: str | Path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import signal
 import sys
@@ -132,6 +133,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "diverged_at": None,
         "seed": cfg.get("seed"),
         "versions": versions(),
+        "host": platform.node(),  # with pid: tells a run still training from one killed hard
+        "pid": os.getpid(),
     }
     logs: list[ParquetLog | Probe | NullProbe] = []
     try:
