@@ -7,15 +7,17 @@ programs that only read what runs left on disk.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from initlab.config import config_dir, group_options, groups
-from initlab.errors import UserError
+from initlab.errors import AbortRun, UserError, hydra_error_line, one_line_warnings
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -30,7 +32,7 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab import lifeline
+    from initlab import lifeline, rundir
     from initlab.sweep import configure_job, index_orphaned_job
     from initlab.train import train
 
@@ -44,15 +46,18 @@ def _task(cfg: DictConfig) -> None:
         with lifeline.training():
             summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
     except UserError as exc:
-        error(where + str(exc))
-        if multirun:
-            return
-        sys.exit(EXIT_USER_ERROR)
+        if not multirun:  # rejected before training: leave no run directory
+            rundir.discard()
+            raise AbortRun(str(exc)) from None
+        error(where + str(exc))  # a sweep's job keeps its `failed` record for the index
+        return
     except Exception as exc:
         if not multirun:
             raise
         error(f"{where}failed: {type(exc).__name__}: {exc}")  # recorded in summary.json by train()
         return
+    finally:
+        rundir.release()
     if summary["status"] == "interrupted":
         if multirun and lifeline.orphaned():
             index_orphaned_job(Path(hc.sweep.dir))  # ends this process: it takes no further job
@@ -66,19 +71,43 @@ def _task(cfg: DictConfig) -> None:
         )
 
 
+@contextlib.contextmanager
+def _hydra_raises() -> Iterator[None]:
+    """Let errors out of Hydra's app (which otherwise prints them over many lines and exits with 1)."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
 def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from initlab import lifeline
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
     silence_launcher_schema_warning()
+    one_line_warnings()
     lifeline.mark_launcher()  # the jobs of a sweep end when this process does
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
     sys.argv = ["initlab run", *argv]
     try:
-        app()
+        with _hydra_raises():
+            app()
+    except AbortRun as exc:  # refused before training: a bad value, a taken run directory...
+        error(str(exc))
+        return EXIT_USER_ERROR
+    except (HydraException, OmegaConfBaseException) as exc:  # unknown group option or key, bad override
+        error(hydra_error_line(exc))
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C in a sweep: the job in flight kept its logs; stop the sweep quietly
         index = index_interrupted_sweep()
         error(f"sweep interrupted; what its jobs logged is indexed in {index}" if index else "interrupted")

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from initlab import lifeline
+from initlab.errors import one_line_warnings
 from initlab.runs import read_summary
 from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
 
@@ -104,6 +105,7 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     its launcher (:mod:`initlab.lifeline`).
     """
     lifeline.watch()
+    one_line_warnings()
     if launcher_kind(hydra_cfg.launcher) == "basic":
         return
     threads = threads_per_job(hydra_cfg.launcher)

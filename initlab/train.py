@@ -33,7 +33,7 @@ from initlab.config import ConfigError, validate
 from initlab.data import Dataset, augment, load_data
 from initlab.errors import UserError
 from initlab.inits import initialize
-from initlab.models import build_model
+from initlab.models import PARAMETER_COUNTS, build_model
 from initlab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.probes import NullProbe, Probe, make_probe
 from initlab.storage import METRICS_FILE, SUMMARY_FILE, ParquetLog, write_json
@@ -145,6 +145,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
+            check_model_fits(data.n_features, data.n_classes, cfg.model, device)
             model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
             optimizer = make_optimizer(model, cfg.optim)
@@ -162,8 +163,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             file=sys.stderr,
         )
     except Exception as exc:
+        refusal = torch_refusal(exc) if summary["steps_done"] == 0 else None
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        summary.update(status="failed", error=error)
+        summary.update(status="failed", error=str(refusal) if refusal else error)
+        if refusal is not None:
+            raise refusal from exc
         raise
     finally:
         for log in logs:
@@ -172,6 +176,46 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if run_dir.is_dir():
             write_json(run_dir / SUMMARY_FILE, summary)
     return summary
+
+
+# Bytes per parameter while training: float32 weights, their gradients, an optimizer state (momentum, or
+# Adam's two moments) -- a lower bound of what the run needs, checked before the model is built.
+BYTES_PER_PARAMETER = 4 * 4
+
+
+def memory_bytes(device: torch.device) -> int:
+    """The memory of ``device``: the GPU's, or this machine's physical memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_model_fits(n_in: int, n_out: int, cfg: DictConfig, device: torch.device) -> None:
+    """ConfigError if the model's parameters alone (× ``BYTES_PER_PARAMETER``) exceed the device's memory."""
+    count = PARAMETER_COUNTS[cfg.name](n_in, n_out, cfg)
+    need, have = count * BYTES_PER_PARAMETER, memory_bytes(device)
+    if need > have:
+        raise ConfigError(
+            f"model.width={cfg.width} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
+            f"about {need / 1e9:.3g} GB to train, this {device.type} has {have / 1e9:.3g} GB; "
+            "expected a smaller model.width or model.depth"
+        )
+
+
+def torch_refusal(exc: BaseException) -> ConfigError | None:
+    """An error raised inside torch before the first step is done: options torch cannot train together.
+
+    (E.g. batch statistics of a single example.) Errors raised in initlab's own code stay what they are.
+    """
+    if not isinstance(exc, RuntimeError | ValueError) or isinstance(exc, UserError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or f"{os.sep}torch{os.sep}" not in tb.tb_frame.f_code.co_filename:
+        return None
+    reason = " ".join(str(exc).split())
+    return ConfigError(f"these options cannot train together: torch refused the first step: {reason}")
 
 
 def fixed_batch_loss(
