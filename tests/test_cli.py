@@ -99,7 +99,8 @@ def test_bad_input_gives_one_clear_line(
     if args[0] == "data=mnist":
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("data")]
     proc = initlab("run", *tiny_overrides, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
+    assert not (tmp_path / "run").exists()  # refused before training: no run directory
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("initlab: error: ")
@@ -110,9 +111,11 @@ def test_bad_input_gives_one_clear_line(
 
 def test_unknown_group_option_keeps_hydras_message(tmp_path: Path) -> None:
     proc = initlab("run", "init=foo", "train.steps=0", cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "Available options" in proc.stderr and "kaiming" in proc.stderr and "init/foo" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2
+    assert "Available options in 'init':" in proc.stderr and "orthogonal, standard" in proc.stderr
+    assert "init/foo" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]) -> None:
@@ -121,6 +124,7 @@ def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]
     proc = initlab("run", *tiny_overrides, *diverging, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "warning" in proc.stderr and "diverged" in proc.stderr
+    assert all(line.startswith("initlab: warning: ") for line in proc.stderr.splitlines()), proc.stderr
     s = summary(run_dir)
     assert (
         s["status"] == "diverged"
