@@ -28,15 +28,15 @@ import argparse
 import contextlib
 import os
 import platform
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from initlab.errors import UserError
 from initlab.lifeline import process_alive
-from initlab.runs import Run, job_dirs, read_summary
+from initlab.runs import HYDRA_DIR, SUMMARY_FILE, Run, job_dirs, read_summary
 
 INDEX_FILE = "sweep.parquet"
 
@@ -68,16 +68,28 @@ def still_running(summary: dict[str, Any]) -> bool:
 
 
 def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One job's (override values, index fields)."""
+    """One job's (override values, index fields); a job with unreadable ``.hydra`` files is ``missing``."""
     run = Run(job_dir)
     summary = read_summary(job_dir)
-    fields: dict[str, Any] = {"job": run.job}
+    job, overrides, unreadable = None, {}, []
+    try:
+        job = run.job
+    except Exception as exc:  # noqa: BLE001 - corrupt YAML of any kind: list the job, say why
+        unreadable.append(exc)
+    try:
+        overrides = run.override_values
+    except Exception as exc:  # noqa: BLE001
+        unreadable.append(exc)
+    if unreadable:
+        reason = "; ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:160]}" for e in unreadable)
+        summary = {"status": "missing", "error": f"unreadable .hydra files: {reason}"}
+    fields: dict[str, Any] = {"job": job}
     fields.update({key: summary.get(key) for key in SUMMARY_COLUMNS})
     if fields["status"] == "running" and not still_running(summary):
         fields.update(status="interrupted", error=f"its process ({summary['pid']}) ended without a status")
     fields.update({k: v for k, v in summary.items() if k.startswith("final_") and k not in fields})
     fields["dir"] = str(job_dir.resolve())
-    return run.override_values, fields
+    return overrides, fields
 
 
 def _uniform_column(values: pd.Series) -> pd.Series:
@@ -181,8 +193,20 @@ def describe_failures(index: pd.DataFrame) -> list[str]:
     for _, row in failures(index).iterrows():
         values = " ".join(f"{k}={'null' if pd.isna(row[k]) else row[k]}" for k in swept)
         error = row["error"] if isinstance(row["error"], str) else "no error recorded"
-        lines.append(f"  job {row['job']} ({values}): {row['status']}: {error}")
+        job = row["job"] if not pd.isna(row["job"]) else f"in {Path(row['dir']).name}/"  # no job number
+        lines.append(f"  job {job} ({values}): {row['status']}: {error}")
     return lines
+
+
+def check_sweep_dir(path: Path) -> None:
+    """UserError unless ``path`` is a directory holding job directories (and not a run directory itself)."""
+    expected = "expected a sweep directory (outputs/multirun/DATE/TIME) holding job directories"
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory: {expected}")
+    if (path / HYDRA_DIR).is_dir() or (path / SUMMARY_FILE).is_file():
+        raise UserError(f"{path} is a run directory, not a sweep directory: {expected}")
+    if not job_dirs(path):
+        raise UserError(f"{path} holds no job directories (with .hydra/overrides.yaml): {expected}")
 
 
 def main(argv: list[str]) -> int:
@@ -195,12 +219,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. outputs/multirun/DATE/TIME")
     args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"initlab: error: {args.sweep_dir} is not a directory", file=sys.stderr)
-        return 2
+    check_sweep_dir(args.sweep_dir)
     index = write_index(args.sweep_dir)
-    if index.empty:
-        print(f"initlab: warning: no job directories (with .hydra/overrides.yaml) in {args.sweep_dir}")
     print(summary_line(index, args.sweep_dir / INDEX_FILE))
     for line in describe_failures(index):
         print(line)
