@@ -498,3 +498,22 @@ def test_out_dir_and_glob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # two paths, no --out: figures/ in the folder that holds both
     assert P.main([str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--figures", "table"]) == 0
     assert (tmp_path / "runs" / "figures" / "table.md").exists()
+
+
+def test_long_title_of_a_single_panel_fits(tmp_path: Path) -> None:
+    """The setup line breaks at its separators instead of running off a one-panel figure."""
+    config = {**CONFIG, "model": {"depth": 10, "width": 1000, "norm": "batch"}, "act": {"name": "leaky_relu"},
+              "init": {"name": "xavier_uniform"}, "optim": {"name": "sgd", "lr": 0.001}}  # fmt: skip
+    runs = P.collect_runs([write_run(tmp_path / "run", ["seed=0"], config=config)])
+    fig = _one(P.fig_heatmap(runs, P.Options()))
+    title = fig._suptitle
+    assert title.get_text().count("\n") == 2  # what; the setup on two lines
+    assert title.get_text().replace("\n", " · ").endswith(
+        "shapeset data · MLP 10×1000 · batch norm · leaky_relu · xavier_uniform init · SGD lr=0.001"
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box, page = title.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
