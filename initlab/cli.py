@@ -116,29 +116,41 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def _describe(path: Path) -> str:
-    """The first comment line of a config file, if any (Hydra's ``# @package`` header is not one)."""
+    """The first paragraph of a config file's header comment, joined into one line (``# @package`` and
+    ``#   command`` example lines are not part of it)."""
+    lines: list[str] = []
     for line in path.read_text().splitlines():
         if line.startswith("# @"):
             continue
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip() and not line.startswith("defaults") and not line.startswith("  -"):
-            break
-    return ""
+        text = line[1:].strip() if line.startswith("#") else None
+        if not text or line.startswith("#   "):  # end of the paragraph, an example, or the config itself
+            if lines or text is None:
+                break
+            continue
+        lines.append(text)
+    return " ".join(lines)
 
 
 def cmd_list(argv: list[str]) -> int:
     """Print every config group with its options (read from conf/)."""
     import argparse
+    import shutil
+    import textwrap
 
     parser = argparse.ArgumentParser(prog="initlab list", description=cmd_list.__doc__)
     parser.add_argument("group", nargs="?", choices=groups(), help="only this group")
     args = parser.parse_args(argv)
-    for group in [args.group] if args.group else groups():
+    chosen = [args.group] if args.group else groups()
+    options = {group: group_options(group) for group in chosen}
+    column = 2 + max(len(option) for names in options.values() for option in names) + 2
+    width = max(column + 30, shutil.get_terminal_size((100, 24)).columns)
+    for group in chosen:
         print(f"{group}:")
-        for option in group_options(group):
+        for option in options[group]:
             text = _describe(config_dir() / group / f"{option}.yaml")
-            print(f"  {option:<18} {text}".rstrip())
+            first = f"  {option:<{column - 4}}  "
+            wrapped = textwrap.fill(text, width, initial_indent=first, subsequent_indent=" " * column)
+            print(wrapped or first.rstrip())
     return 0
 
 
