@@ -33,7 +33,7 @@ def _task(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     from initlab import lifeline, rundir
-    from initlab.sweep import configure_job, index_orphaned_job
+    from initlab.sweep import configure_job, index_orphaned_job, job_label
     from initlab.train import train
 
     hc = HydraConfig.get()
@@ -44,7 +44,7 @@ def _task(cfg: DictConfig) -> None:
         configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
     try:
         with lifeline.training():
-            summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
+            summary = train(cfg, run_dir, job_label(hc) if multirun else None)  # also records a failure
     except UserError as exc:
         if not multirun:  # rejected before training: leave no run directory
             rundir.discard()

@@ -121,6 +121,7 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 # --------------------------------------------------------------------------------------------------
 
 _last_exit_code = 0  # set by SweepCallback.on_multirun_end, read (and reset) by exit_code()
+_swept_keys: set[str] = set()  # what the running sweep varies (set by SweepCallback.on_multirun_start)
 _running_sweep: Path | None = None  # the sweep directory between on_multirun_start and on_multirun_end
 
 
@@ -139,6 +140,22 @@ def index_orphaned_job(sweep_dir: Path) -> None:
     if sweep_dir.is_dir():
         write_index(sweep_dir)
     lifeline.finish_orphan()
+
+
+def swept_keys(config: DictConfig) -> set[str]:
+    """The keys a multirun varies: sweep overrides on the command line (``seed=0,1``) and the sweeper's
+    ``params`` (what experiment presets sweep)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = {o.key_or_group for o in overrides if o.is_sweep_override()}
+    return keys | set(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
+
+
+def job_label(hydra_cfg: DictConfig) -> str:
+    """A job's name for its progress bar: ``job 3: init=kaiming seed=1`` (the values the sweep varies)."""
+    values = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+") in _swept_keys]
+    return " ".join([f"job {hydra_cfg.job.num}:", *values]) if values else f"job {hydra_cfg.job.num}"
 
 
 def exit_code() -> int:
@@ -162,8 +179,9 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _running_sweep
+        global _running_sweep, _swept_keys
         _running_sweep = Path(str(config.hydra.sweep.dir))
+        _swept_keys = swept_keys(config)
         launcher = config.hydra.launcher
         kind = launcher_kind(launcher)
         how = ""

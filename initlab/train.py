@@ -119,8 +119,10 @@ def versions() -> dict[str, str]:
     }
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str, Any]:
     """Run one configured training job, writing its logs into ``run_dir``; returns the summary.
+
+    ``label`` names the run on its progress bar (default: ``init/act``; a sweep's job: what the sweep varies).
 
     This function is the one writer of ``summary.json``: ``running`` while it trains, then the final record
     -- also for a run that fails, which keeps its status, error and the steps it did.
@@ -155,7 +157,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )
             logs = [metrics, probe]
-            summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started))
+            label = label or f"{cfg.init.name}/{cfg.act.name}"
+            summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label))
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
         print(
@@ -244,6 +247,7 @@ def _loop(
     probe: Probe | NullProbe,
     summary: dict[str, Any],
     started: float,
+    label: str,
 ) -> dict[str, Any]:
     """The training loop proper; updates ``summary`` in place as it goes and returns its final fields."""
     tc = cfg.train
@@ -280,7 +284,7 @@ def _loop(
     bar = tqdm(
         total=steps,
         disable=not tc.progress,
-        desc=f"{cfg.init.name}/{cfg.act.name}",
+        desc=label,
         unit="step",
         dynamic_ncols=True,
         leave=True,
