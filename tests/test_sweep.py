@@ -178,7 +178,9 @@ def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
         "train.progress=true",
     )
     assert code == 0
-    bars = capsys.readouterr().err  # each job's progress bar names what the sweep varies
+    captured = capsys.readouterr()
+    assert "sweep: 8 jobs, 8 completed" in captured.out
+    bars = captured.err  # each job's progress bar names what the sweep varies
     assert "job 0: init=standard act=tanh seed=0: 100%" in bars
     assert "job 7: init=xavier act=softsign seed=1: 100%" in bars
     index = sweep_index.read_index(sweep_dir)
@@ -192,7 +194,6 @@ def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
     assert (index["experiment"] == "tiny_sweep").all() and (index["status"] == "completed").all()
     config = OmegaConf.load(Path(index["dir"].iloc[0]) / ".hydra" / "config.yaml")
     assert config.train.batch_size == 5
-    assert "sweep: 8 jobs, 8 completed" in capsys.readouterr().out
 
 
 def write_job(sweep_dir: Path, name: str, overrides: list[str], summary: dict | None) -> None:
