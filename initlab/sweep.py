@@ -15,6 +15,7 @@ with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from initlab import lifeline
 from initlab.errors import one_line_warnings
-from initlab.runs import read_summary
-from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
+from initlab.runs import job_dirs, read_summary
+from initlab.sweep_index import (
+    INDEX_FILE,
+    describe_failures,
+    failures,
+    still_running,
+    summary_line,
+    write_index,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Per-job settings under parallel launchers
@@ -123,14 +131,24 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 _last_exit_code = 0  # set by SweepCallback.on_multirun_end, read (and reset) by exit_code()
 _swept_keys: set[str] = set()  # what the running sweep varies (set by SweepCallback.on_multirun_start)
 _running_sweep: Path | None = None  # the sweep directory between on_multirun_start and on_multirun_end
+JOB_GRACE_SECONDS = 10.0  # how long an interrupted sweep waits for its jobs to record their status
 
 
 def index_interrupted_sweep() -> Path | None:
-    """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path."""
+    """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path.
+
+    Jobs in other processes (submitit's) got the Ctrl-C too and are still recording their status: the index
+    waits for them, up to ``JOB_GRACE_SECONDS``.
+    """
     global _running_sweep
     sweep_dir, _running_sweep = _running_sweep, None
     if sweep_dir is None or not sweep_dir.is_dir():
         return None
+    deadline = time.monotonic() + JOB_GRACE_SECONDS
+    while time.monotonic() < deadline and any(
+        s.get("status") == "running" and still_running(s) for s in map(read_summary, job_dirs(sweep_dir))
+    ):
+        time.sleep(0.1)
     write_index(sweep_dir)
     return sweep_dir / INDEX_FILE
 
