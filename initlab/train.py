@@ -186,18 +186,21 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
 BYTES_PER_PARAMETER = 4 * 4
 
 
-def memory_bytes(device: torch.device) -> int:
-    """The memory of ``device``: the GPU's, or this machine's physical memory."""
+def memory_bytes(device: torch.device) -> int | None:
+    """The memory of ``device``: the GPU's, or this machine's physical memory (None: unknown)."""
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
 
 
 def check_model_fits(n_in: int, n_out: int, cfg: DictConfig, device: torch.device) -> None:
     """ConfigError if the model's parameters alone (× ``BYTES_PER_PARAMETER``) exceed the device's memory."""
     count = PARAMETER_COUNTS[cfg.name](n_in, n_out, cfg)
     need, have = count * BYTES_PER_PARAMETER, memory_bytes(device)
-    if need > have:
+    if have is not None and need > have:
         raise ConfigError(
             f"model.width={cfg.width} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
             f"about {need / 1e9:.3g} GB to train, this {device.type} has {have / 1e9:.3g} GB; "
