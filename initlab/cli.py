@@ -32,19 +32,27 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab import lifeline, rundir
-    from initlab.sweep import configure_job, index_orphaned_job, job_label
-    from initlab.train import train
+    from initlab import lifeline
+    from initlab.sweep import configure_job
 
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
     if multirun:
         configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
+    with lifeline.training():  # a job whose launcher dies records its status and indexes its sweep
+        _run_job(cfg, hc, multirun)
+
+
+def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
+    from initlab import lifeline, rundir
+    from initlab.sweep import index_orphaned_job, job_label
+    from initlab.train import train
+
+    run_dir = Path(hc.runtime.output_dir)
+    where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
+    label = job_label(hc) if multirun else None
     try:
-        with lifeline.training():
-            summary = train(cfg, run_dir, job_label(hc) if multirun else None)  # also records a failure
+        summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
     except UserError as exc:
         if not multirun:  # rejected before training: leave no run directory
             rundir.discard()
@@ -59,7 +67,7 @@ def _task(cfg: DictConfig) -> None:
     finally:
         rundir.release()
     if summary["status"] == "interrupted":
-        if multirun and lifeline.orphaned():
+        if multirun and lifeline.orphaned(wait=1.0):  # (a signal to the whole group reaches the job first)
             index_orphaned_job(Path(hc.sweep.dir))  # ends this process: it takes no further job
         if multirun:
             raise KeyboardInterrupt

@@ -15,6 +15,7 @@ which becomes readable when the process exits, zombie or not. Elsewhere it polls
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import select
@@ -78,7 +79,10 @@ def _watch(pid: int) -> None:
     _wait_for_exit(pid)
     _gone.set()
     if _busy.is_set():
-        os.kill(os.getpid(), signal.SIGTERM)  # the training loop turns it into status "interrupted"
+        # As if SIGTERM arrived in the main thread: the training loop's handler turns it into status
+        # "interrupted". Unlike a real signal it does nothing where no Python handler is installed: a job
+        # already stopping (its own SIGTERM, say, sent to the whole process group) is not killed mid-write.
+        _thread.interrupt_main(signal.SIGTERM)
         _done.wait(GRACE_SECONDS)
     os._exit(EXIT_ORPHANED)
 
@@ -93,14 +97,17 @@ def watch() -> None:
     _watcher.start()
 
 
-def orphaned() -> bool:
-    """Whether this job process outlived its launcher."""
-    return _gone.is_set()
+def orphaned(wait: float = 0.0) -> bool:
+    """Whether this job process outlived its launcher; ``wait``: seconds to give the watch to notice."""
+    if launcher_pid() is None:
+        return False
+    return _gone.wait(wait) if wait > 0 else _gone.is_set()
 
 
 @contextlib.contextmanager
 def training() -> Iterator[None]:
-    """Mark a job as training: a launcher that dies meanwhile interrupts it instead of ending it mid-write."""
+    """Mark a job as running: a launcher that dies meanwhile interrupts its training and lets it record its
+    status and index its sweep (up to ``GRACE_SECONDS``) instead of ending the process mid-write."""
     if orphaned():
         os._exit(EXIT_ORPHANED)  # the launcher died before this job started: start nothing
     _busy.set()

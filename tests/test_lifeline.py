@@ -36,11 +36,14 @@ def session_processes(sid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize(
-    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "ctrl-c"]
+    ("signum", "group"),
+    [(signal.SIGKILL, False), (signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
+    ids=["SIGKILL", "SIGTERM", "SIGTERM-group", "ctrl-c"],
 )
-def test_killed_joblib_sweep_leaves_no_process_and_starts_no_job(tmp_path: Path, signum: int) -> None:
-    """SIGKILL or SIGTERM of the launcher, or Ctrl-C (SIGINT to the whole process group) while 2 of 3 jobs
-    train: within seconds no process is left, job 2 never starts, and the index says `interrupted`."""
+def test_killed_joblib_sweep_leaves_nothing_running(tmp_path: Path, signum: int, group: bool) -> None:
+    """SIGKILL or SIGTERM of the launcher, SIGTERM of the whole process group (`kill -- -PGID`, `timeout`), or
+    Ctrl-C (SIGINT to the group) while 2 of 3 jobs train: within seconds no process is left, job 2 never
+    starts, and the index says `interrupted`."""
     sweep_dir = tmp_path / "sweep"
     args = [*TINY_RUN, *TINY_DATA, "probe=off", "train.steps=100000000", "train.eval_every=20"]
     proc = subprocess.Popen(
@@ -60,7 +63,7 @@ def test_killed_joblib_sweep_leaves_no_process_and_starts_no_job(tmp_path: Path,
         time.sleep(1.0)
         assert len(session_processes(proc.pid)) >= 3  # launcher, 2 workers (and loky's trackers)
         signalled_at = time.monotonic()
-        if signum == signal.SIGINT:
+        if group:
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)
