@@ -34,9 +34,17 @@ _done = threading.Event()  # the interrupted job recorded its status and indexed
 _watcher: threading.Thread | None = None
 
 
+# The resource trackers of loky and multiprocessing warn (two lines, with source) about the semaphores and
+# folders they clean up after jobs that ended with their launcher: expected, so not shown.
+QUIET_TRACKERS = "ignore:resource_tracker:UserWarning"
+
+
 def mark_launcher() -> None:
     """Record this process as the launcher of the jobs it starts (they inherit the environment)."""
     os.environ[ENV_VAR] = str(os.getpid())
+    filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
+    if QUIET_TRACKERS not in filters:
+        os.environ["PYTHONWARNINGS"] = ",".join([*filters, QUIET_TRACKERS])
 
 
 def launcher_pid() -> int | None:
