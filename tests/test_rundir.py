@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TINY_DATA, TINY_RUN
 
 from initlab import cli, rundir
@@ -138,3 +139,17 @@ def test_warnings_are_one_line() -> None:
     finally:
         warnings.formatwarning = before
     assert text == "initlab: warning: loss became nan\n"
+
+
+def test_runs_into_one_timestamped_directory_get_distinct_ones(tmp_path, monkeypatch, capsys) -> None:
+    """Through `initlab run`: a directory from ${now:...} that is taken gets a suffix, never a failure."""
+    timestamped = "hydra.run.dir=outputs/${now:%Y}"  # the same for both runs, like two runs in one second
+    assert run(tmp_path, monkeypatch, timestamped, "seed=0") == 0
+    assert run(tmp_path, monkeypatch, timestamped, "seed=1") == 0
+    year = sorted((tmp_path / "outputs").iterdir())
+    assert [p.name for p in year] == [year[0].name, f"{year[0].name}_1"]
+    seeds = [yaml.safe_load((p / ".hydra" / "config.yaml").read_text())["seed"] for p in year]
+    assert seeds == [0, 1]
+    assert f"run directory {year[1]}" in capsys.readouterr().out
+    recorded = yaml.safe_load((year[1] / ".hydra" / "hydra.yaml").read_text())["hydra"]["run"]["dir"]
+    assert recorded.endswith("_1")
