@@ -129,8 +129,13 @@ def discard() -> None:
     if _claim is None:
         return
     claimed, _claim = _claim, None
-    if claimed.created:
-        shutil.rmtree(claimed.created[0], ignore_errors=True)
+    if claimed.created:  # the directory, then the parents made for it while they are empty (another run
+        shutil.rmtree(claimed.path, ignore_errors=True)  # started at the same time may share them)
+        for parent in reversed(claimed.created[:-1]):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
         return
     for name in set(os.listdir(claimed.path)) - claimed.before:
         target = claimed.path / name

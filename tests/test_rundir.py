@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -86,6 +87,13 @@ def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
     (path / "summary.json").write_text("{}")
     rundir.discard()
     assert list(tmp_path.iterdir()) == []  # a/ was made for the run: gone too
+
+    rundir._claim = rundir.claim(path, "hydra.run.dir", timestamped=True)
+    other = rundir.claim(path, "hydra.run.dir", timestamped=True)  # a run started in the same second
+    rundir.discard()
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b_1"]  # the other run's directory stays
+    assert other.path.is_dir()
+    shutil.rmtree(tmp_path / "a")
 
     mine = tmp_path / "mine"
     mine.mkdir()
