@@ -37,7 +37,8 @@ OVERRIDES_FILE = Path(HYDRA_DIR) / "overrides.yaml"
 HYDRA_FILE = Path(HYDRA_DIR) / "hydra.yaml"
 
 SEED_KEY = "seed"
-NOISE_KEYS = ("train.progress",)  # overrides that never distinguish runs in a label
+NOISE_KEYS = ("train.progress", "resume")  # overrides that never distinguish runs in a label
+BOOKKEEPING_KEYS = ("resume",)  # overrides that are no setting of the run (left out of override_values)
 
 
 class MissingData(LookupError):
@@ -265,7 +266,8 @@ class Run:
     @cached_property
     def override_values(self) -> dict[str, Any]:
         """The overrides as ``key -> value``, typed by Hydra's parser (see :func:`parse_overrides`)."""
-        return parse_overrides(self.overrides)
+        values = parse_overrides(self.overrides)
+        return {k: v for k, v in values.items() if k not in BOOKKEEPING_KEYS}
 
     @cached_property
     def override_text(self) -> dict[str, str]:

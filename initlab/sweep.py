@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from initlab import lifeline
 from initlab.errors import one_line_warnings
+from initlab.resume import KEEP_STATUSES, snapshot, was_kept
 from initlab.runs import job_dirs, read_summary
 from initlab.sweep_index import (
     INDEX_FILE,
@@ -200,6 +201,12 @@ class SweepCallback(Callback):
         global _running_sweep, _swept_keys
         _running_sweep = Path(str(config.hydra.sweep.dir))
         _swept_keys = swept_keys(config)
+        if config.get("resume") is True:  # record what the jobs find before Hydra rewrites their .hydra/
+            done = [e for e in snapshot(_running_sweep).values() if e["status"] in KEEP_STATUSES]
+            print(
+                f"resume: {len(done)} finished runs in {_running_sweep}; same-config jobs are kept",
+                flush=True,
+            )
         launcher = config.hydra.launcher
         kind = launcher_kind(launcher)
         how = ""
@@ -219,10 +226,15 @@ class SweepCallback(Callback):
             return
         where = f"job {config.hydra.job.num} ({' '.join(config.hydra.overrides.task)})"
         text = f"{where}: {status} after {summary.get('steps_done')} steps"
+        if was_kept(config.hydra.runtime.output_dir):
+            text = f"{where}: kept ({status} after {summary.get('steps_done')} steps)"
         if summary.get("final_test_accuracy") is not None:
             text += f", test accuracy {summary['final_test_accuracy']:.4f}"
         if summary.get("wall_seconds") is not None:
             text += f", {summary['wall_seconds']:.1f} s"
+        if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
+            value = getattr(job_return, "_return_value", None)  # what the sweeper gets
+            text += f"; objective {value:.6g}" if isinstance(value, float) else f"; objective {value}"
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
