@@ -8,6 +8,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -38,6 +39,9 @@ def hydra_error_line(exc: BaseException) -> str:
             parts[-1] += ("" if parts[-1].endswith(":") else ",") + " " + line
         else:
             parts.append(line)
+    if parts and (found := re.fullmatch(r"(?:In '[^']*': )?Could not find '(.+)/([^/']+)'", parts[0])):
+        group, option = found.groups()  # an unknown group option: say it as the other bad values are said
+        parts[0] = f"{group}={option} is not allowed: Could not find '{group}/{option}'"
     return "; ".join(p.rstrip(".") for p in parts)
 
 

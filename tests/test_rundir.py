@@ -122,7 +122,7 @@ def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
         (["model.width=100000000"], "model.width=100000000 model.depth=2 is not allowed: 1e+16 parameters"),
         (
             ["act=foo"],
-            "Could not find 'act/foo'; Available options in 'act': elu, gelu, leaky_relu, linear, relu",
+            "act=foo is not allowed: Could not find 'act/foo'; Available options in 'act': elu, gelu, leaky",
         ),
         (["foo=bar"], "Could not override 'foo'; To append to your config use +foo=bar"),
     ],
