@@ -106,7 +106,8 @@ def claim(path: Path, key: str, timestamped: bool) -> Claim:
         try:
             got = _try_claim(candidate)
         except OSError as exc:
-            raise AbortRun(f"{key}={path} is not allowed: cannot create it ({exc.strerror})") from None
+            why = f"cannot create or write into it ({exc.strerror})"
+            raise AbortRun(f"{key}={path} is not allowed: {why}") from None
         if isinstance(got, Claim):
             return got
         if not timestamped:
@@ -172,7 +173,7 @@ class RunDirCallback(Callback):
             except FileExistsError:  # another sweep started in the same second
                 continue
             except OSError as exc:
-                why = f"cannot create it ({exc.strerror})"
+                why = f"cannot create or write into it ({exc.strerror})"
                 raise AbortRun(f"hydra.sweep.dir={path} is not allowed: {why}") from None
         if candidate != path:  # the jobs compose their config anew: they learn the directory from overrides
             with read_write(config.hydra), open_dict(config.hydra):

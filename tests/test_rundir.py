@@ -31,7 +31,9 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> int
     """``initlab run TINY overrides`` in this process (a traceback would fail the test as an exception)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
-    return cli.main(["run", *TINY_RUN, *TINY_DATA, "probe=off", *overrides])
+    flags = [o for o in overrides if o.startswith("-")]  # (Hydra wants -m before the overrides)
+    rest = [o for o in overrides if not o.startswith("-")]
+    return cli.main(["run", *flags, *TINY_RUN, *TINY_DATA, "probe=off", *rest])
 
 
 def test_second_run_into_a_finished_run_directory_is_refused(tmp_path, monkeypatch, capsys) -> None:
@@ -110,7 +112,9 @@ def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["hydra.run.dir=/proc/x"], "hydra.run.dir=/proc/x is not allowed: cannot create it"),
+        (["hydra.run.dir=/proc/x"], "hydra.run.dir=/proc/x is not allowed: cannot create or write into it"),
+        (["hydra.run.dir=/dev/null/x"], "hydra.run.dir=/dev/null/x is not allowed: cannot create or write"),
+        (["-m", "hydra.sweep.dir=/proc/x"], "hydra.sweep.dir=/proc/x is not allowed: cannot create or write"),
         (
             ["model.norm=batch", "train.batch_size=1"],
             "model.norm=batch is not allowed with train.batch_size=1: expected train.batch_size >= 2",
@@ -126,7 +130,16 @@ def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
         ),
         (["foo=bar"], "Could not override 'foo'; To append to your config use +foo=bar"),
     ],
-    ids=["proc_dir", "batchnorm_batch1", "torch_refuses", "too_large", "unknown_option", "unknown_key"],
+    ids=[
+        "proc_dir",
+        "file_as_dir",
+        "proc_sweep_dir",
+        "batchnorm_batch1",
+        "torch_refuses",
+        "too_large",
+        "unknown_option",
+        "unknown_key",
+    ],
 )
 def test_refused_runs_exit_2_with_one_line_and_leave_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], overrides, expected
