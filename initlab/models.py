@@ -81,7 +81,16 @@ class MLP(nn.Module):
         return [block.linear for block in self.hidden] + [self.out]
 
 
+def mlp_parameters(n_in: int, n_out: int, cfg: DictConfig) -> int:
+    """Parameters of :class:`MLP`, from its config alone: Σ over weight layers of fan_in·fan_out (+ fan_out
+    biases), plus 2·width per norm layer (γ and β)."""
+    widths = [n_in] + [cfg.width] * cfg.depth + [n_out]
+    weights = sum(a * b + (b if cfg.bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return weights + (2 * cfg.width * cfg.depth if cfg.norm != "none" else 0)
+
+
 MODELS: dict[str, Callable[[int, int, DictConfig, DictConfig], nn.Module]] = {"mlp": MLP}
+PARAMETER_COUNTS: dict[str, Callable[[int, int, DictConfig], int]] = {"mlp": mlp_parameters}
 
 
 def build_model(n_in: int, n_out: int, cfg: DictConfig, act: DictConfig) -> MLP:
