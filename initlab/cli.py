@@ -30,16 +30,19 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab.sweep import configure_job
-    from initlab.train import train
+    from initlab.config import validate
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
-    if multirun:
-        configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
     try:
+        validate(cfg)  # before torch is imported and data generated: a bad value is refused at once
+        from initlab.sweep import configure_job
+        from initlab.train import train
+
+        if multirun:
+            configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
         summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
     except UserError as exc:
         error(where + str(exc))

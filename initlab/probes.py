@@ -55,13 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from initlab.models import MLP
-from initlab.stats import BOUNDED_RANGE, SATURATION, STATS, stats_batch
-from initlab.storage import HISTS_FILE, LAYERS_FILE, ParquetLog
+from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, stats_table
+from initlab.storage import HIST_EDGES_FILE, HISTS_FILE, LAYERS_FILE, ColumnarLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 
@@ -111,8 +112,10 @@ class Probe:
         ]
         self.layers.append(ProbedLayer(len(model.hidden) + 1, "out", model.out, None))
         self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
-        self.layers_log = ParquetLog(run_dir / LAYERS_FILE)
-        self.hists_log = ParquetLog(run_dir / HISTS_FILE)
+        self.run_dir = Path(run_dir)
+        self.layers_log = ColumnarLog(run_dir / LAYERS_FILE)
+        self.hists_log = ColumnarLog(run_dir / HISTS_FILE)
+        self._static: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
         self._warned = False
 
@@ -191,6 +194,7 @@ class Probe:
 
     def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
         todo = []
+        new = [key for key in tensors if key not in self.ranges]
         for key in tensors:
             layer, quantity = key
             if key in self.ranges:
@@ -201,7 +205,7 @@ class Probe:
                 self.ranges[key] = BOUNDED_RANGE[self.act_name]
             else:
                 todo.append(key)
-        if not todo:
+        if not new:
             return
         ext = (
             torch.stack(
@@ -217,6 +221,8 @@ class Probe:
             )
             .cpu()
             .tolist()
+            if todo
+            else []
         )
         for key, (lo, hi) in zip(todo, ext, strict=True):
             if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -225,67 +231,75 @@ class Probe:
             if span <= 0:
                 span = max(abs(lo), 1e-12)
             self.ranges[key] = (lo - span / 2, hi + span / 2)
+        self._write_edges()
+
+    def _write_edges(self) -> None:
+        """``hist_edges.parquet``: the bin edges of every (layer, quantity), stored once for the run."""
+        keys = sorted(self.ranges, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        bins = self.cfg.bins
+        table = pa.table(
+            {
+                "layer": [k[0] for k in keys],
+                "quantity": [k[1] for k in keys],
+                "edges": [np.linspace(*self.ranges[k], bins + 1).tolist() for k in keys],
+            }
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_table(self.run_dir / HIST_EDGES_FILE, table)
 
     def record(self, step: int) -> None:
         """Compute and append the statistics of everything captured for ``step`` (then forget it)."""
         tensors = self._tensors()
         self._captured = {}
         self._set_ranges(tensors)
-        bins = self.cfg.bins
         keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
         saturation = SATURATION.get(self.act_name)
-        rows = (
-            stats_batch(
-                [tensors[k] for k in keys],
-                [self.ranges[k] for k in keys],
-                bins,
-                [saturation if k[1] == "act" and k[0] < len(self.layers) else None for k in keys],
-            )
-            .cpu()
-            .numpy()
+        table = stats_table(
+            [tensors[k] for k in keys],
+            [self.ranges[k] for k in keys],
+            self.cfg.bins,
+            [saturation if k[1] == "act" and k[0] < len(self.layers) else None for k in keys],
         )
-        by_index = {p.index: p for p in self.layers}
-        layer_rows, hist_rows = [], []
-        for (layer, quantity), values in zip(keys, rows, strict=True):
-            p = by_index[layer]
-            stats = dict(zip(STATS, values[: len(STATS)].tolist(), strict=True))
-            stats["n"], stats["n_nonfinite"] = int(stats["n"]), int(stats["n_nonfinite"])
-            if stats["n_nonfinite"] == stats["n"]:
-                stats.update({s: math.nan for s in STATS if s not in ("n", "n_nonfinite")})
-            layer_rows.append(
-                {
-                    "step": step,
-                    "layer": layer,
-                    "name": p.name,
-                    "quantity": quantity,
-                    "fan_in": p.linear.in_features,
-                    "fan_out": p.linear.out_features,
-                    **stats,
-                }
+        self._log(step, tuple(keys), table)
+
+    def _log(self, step: int, keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
+        """Append one block of rows per file: the same (layer, quantity) columns every step, cached."""
+        static = self._static.get(keys)
+        if static is None:
+            by_index = {p.index: p for p in self.layers}
+            layers = [by_index[layer] for layer, _ in keys]
+            static = self._static[keys] = {
+                "layer": np.array([k[0] for k in keys], dtype=np.int64),
+                "name": np.array([p.name for p in layers], dtype=object),
+                "quantity": np.array([k[1] for k in keys], dtype=object),
+                "fan_in": np.array([p.linear.in_features for p in layers], dtype=np.int64),
+                "fan_out": np.array([p.linear.out_features for p in layers], dtype=np.int64),
+            }
+        bins, head = self.cfg.bins, len(STATS)
+        steps = np.full(len(keys), step, dtype=np.int64)
+        stats = {s: table[:, j] for j, s in enumerate(STATS)}
+        stats.update({s: stats[s].astype(np.int64) for s in INT_STATS})
+        self.layers_log.append({"step": steps, **static, **stats})
+        counts = table[:, head:].astype(np.int64)
+        self.hists_log.append(
+            {
+                "step": steps,
+                "layer": static["layer"],
+                "quantity": static["quantity"],
+                "counts": counts[:, :bins],
+                "underflow": counts[:, bins],
+                "overflow": counts[:, bins + 1],
+                "n_nonfinite": stats["n_nonfinite"],
+            }
+        )
+        if not self._warned and stats["n_nonfinite"].any():
+            r = int(np.flatnonzero(stats["n_nonfinite"])[0])
+            warnings.warn(
+                f"step {step}: non-finite values in layer {keys[r][0]} {keys[r][1]} "
+                f"({stats['n_nonfinite'][r]} of {stats['n'][r]}); counted in n_nonfinite",
+                stacklevel=3,
             )
-            lo, hi = self.ranges[(layer, quantity)]
-            counts = values[len(STATS) :]
-            hist_rows.append(
-                {
-                    "step": step,
-                    "layer": layer,
-                    "quantity": quantity,
-                    "edges": np.linspace(lo, hi, bins + 1).tolist(),
-                    "counts": counts[:bins].astype(np.int64).tolist(),
-                    "underflow": int(counts[bins]),
-                    "overflow": int(counts[bins + 1]),
-                    "n_nonfinite": stats["n_nonfinite"],
-                }
-            )
-            if stats["n_nonfinite"] and not self._warned:
-                warnings.warn(
-                    f"step {step}: non-finite values in layer {layer} {quantity} "
-                    f"({stats['n_nonfinite']} of {stats['n']}); counted in n_nonfinite",
-                    stacklevel=2,
-                )
-                self._warned = True
-        self.layers_log.append(layer_rows)
-        self.hists_log.append(hist_rows)
+            self._warned = True
 
     def close(self) -> None:
         self.layers_log.close()

@@ -1,59 +1,134 @@
-"""Cost of the probes: train the same model for the same steps with probes off, on the default schedule and
-on every step, and print the time ratios measured side by side in this one run.
+"""Cost of the probes and of the thread setting, as ratios measured side by side in this one run.
 
-    python scripts/bench_probes.py [--repeats 2] [--variants off,default,every] [overrides ...]
+    python scripts/bench_probes.py [--repeats 3] [--steps 1500] [--rows default,every,threads] [overrides ...]
 
-Each variant runs ``--repeats`` times, interleaved (off, default, every, off, ...), and the fastest time of
-each is compared, which damps noise from other processes. Extra arguments are Hydra overrides applied to
-all three (default: the default ``initlab run`` config).
+Rows (each is one function below, ``ROWS`` maps its name to it; add a row by adding a function):
+
+* ``default``  the default probe schedule vs probes off, same config (the default ``initlab run``);
+* ``every``    probes on every step (``probe=every``) vs probes off;
+* ``threads``  ``train.threads`` at its default vs ``train.threads=2``, both while one other process
+  keeps a core busy (what a shared machine looks like).
+
+Each variant of a row runs ``--repeats`` times, interleaved with its baseline (base, variant, base, ...),
+and the fastest training-loop time of each is compared (loop = wall time minus start-up, as recorded in
+summary.json), which damps the noise of other processes; both sides see the same machine. Extra
+arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 
 from initlab.config import config_dir
 from initlab.train import train
 
-VARIANTS = {"off": ["probe=off"], "default": ["probe=default"], "every": ["probe=every"]}
-LABELS = {"default": "default schedule", "every": "every step"}
+Variant = tuple[list[str], Callable[[], Any] | None]  # overrides, and a context to run it in (or None)
+
+
+def _spin(stop: Any) -> None:
+    """A competing process: keeps one core busy until ``stop`` is set."""
+    x = 0
+    while not stop.is_set():
+        for _ in range(10_000):
+            x += 1
+
+
+@contextmanager
+def competing_process() -> Any:
+    stop = mp.Event()
+    proc = mp.Process(target=_spin, args=(stop,), daemon=True)
+    proc.start()
+    time.sleep(0.2)
+    try:
+        yield
+    finally:
+        stop.set()
+        proc.join()
+
+
+def loop_seconds(overrides: list[str], run_dir: Path, context: Callable[[], Any] | None = None) -> float:
+    """Training-loop seconds of one run (wall time minus start-up)."""
+    cfg = compose("config", overrides=["train.progress=false", *overrides])
+    if context is None:
+        summary = train(cfg, run_dir)
+    else:
+        with context():
+            summary = train(cfg, run_dir)
+    return summary["wall_seconds"] - summary["startup_seconds"]
+
+
+def compare(
+    base: Variant, variant: Variant, common: list[str], repeats: int, tmp: Path
+) -> tuple[float, float]:
+    """Fastest loop time of ``base`` and ``variant`` over ``repeats`` interleaved runs each."""
+    best = [float("inf"), float("inf")]
+    for rep in range(repeats):
+        for side, (extra, context) in enumerate((base, variant)):
+            seconds = loop_seconds([*common, *extra], tmp / f"{time.monotonic_ns()}-{rep}-{side}", context)
+            best[side] = min(best[side], seconds)
+    return best[0], best[1]
+
+
+def row_default(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+    return (
+        "default schedule vs probes off",
+        *compare((["probe=off"], None), (["probe=default"], None), common, repeats, tmp),
+    )
+
+
+def row_every(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+    return (
+        "every step vs probes off",
+        *compare((["probe=off"], None), (["probe=every"], None), common, repeats, tmp),
+    )
+
+
+def row_threads(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+    """2 threads (the base) vs the default thread setting, one competing process running in both."""
+    two, default = (["probe=off", "train.threads=2"], competing_process), (["probe=off"], competing_process)
+    base, variant = compare(two, default, common, repeats, tmp)
+    return "threads default vs 2, busy machine", base, variant
+
+
+ROWS: dict[str, Callable[[list[str], int, Path], tuple[str, float, float]]] = {
+    "default": row_default,
+    "every": row_every,
+    "threads": row_threads,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--variants", default="off,default,every", help="which of off,default,every to run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {','.join(ROWS)} to run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    chosen = {name: VARIANTS[name] for name in ["off", *args.variants.split(",")] if name in VARIANTS}
-    best: dict[str, float] = {}
+    common = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", *args.overrides]
+    results = []
     with (
         initialize_config_dir(config_dir=str(config_dir()), version_base=None),
         tempfile.TemporaryDirectory() as tmp,
     ):
-        for rep in range(args.repeats):
-            for name, extra in chosen.items():
-                cfg = compose("config", overrides=[*args.overrides, "train.progress=false", *extra])
-                start = time.perf_counter()
-                summary = train(cfg, Path(tmp) / f"{rep}-{name.replace(' ', '_')}")
-                elapsed = time.perf_counter() - start
-                best[name] = min(best.get(name, float("inf")), elapsed)
-                print(
-                    f"  run {rep + 1}: {name:<17} {elapsed:7.2f} s  ({summary['steps_done']} steps)",
-                    flush=True,
-                )
-    print(f"\nprobes off: {best['off']:.2f} s (fastest of {args.repeats})")
-    for name in chosen:
-        if name != "off":
-            ratio = best[name] / best["off"]
-            print(f"probes on, {LABELS[name]:<17}: {best[name]:7.2f} s   ratio {ratio:.3f}x")
+        for name in args.rows.split(","):
+            label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
+            results.append((label, base, variant))
+            print(f"  {label}: {base:.2f} s -> {variant:.2f} s", flush=True)
+    print(f"\nfastest of {args.repeats} interleaved runs, {args.steps} steps, loop time (start-up excluded):")
+    print(f"{'row':<40} {'base s':>8} {'variant s':>10} {'ratio':>7}")
+    for label, base, variant in results:
+        print(f"{label:<40} {base:8.2f} {variant:10.2f} {variant / base:6.3f}x")
 
 
 if __name__ == "__main__":
