@@ -37,7 +37,8 @@ def _task(cfg: DictConfig) -> None:
     multirun = hc.mode == RunMode.MULTIRUN
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
     try:
-        validate(cfg)  # before torch is imported and data generated: a bad value is refused at once
+        if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
+            validate(cfg)
         from initlab.sweep import configure_job
         from initlab.train import train
 

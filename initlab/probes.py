@@ -62,7 +62,7 @@ from torch import Tensor, nn
 
 from initlab.models import MLP
 from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, stats_table
-from initlab.storage import HIST_EDGES_FILE, HISTS_FILE, LAYERS_FILE, ColumnarLog, write_table
+from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 
@@ -113,9 +113,11 @@ class Probe:
         self.layers.append(ProbedLayer(len(model.hidden) + 1, "out", model.out, None))
         self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
         self.run_dir = Path(run_dir)
-        self.layers_log = ColumnarLog(run_dir / LAYERS_FILE)
-        self.hists_log = ColumnarLog(run_dir / HISTS_FILE)
-        self._static: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
+        # Plain values: an OmegaConf lookup costs microseconds, on every probed step.
+        self.bins = int(cfg.bins)
+        self.unit_distance, self.jacobian = bool(cfg.get("unit_distance")), bool(cfg.get("jacobian"))
+        self.log = ProbeLog(run_dir, STATS, INT_STATS, self.bins)
+        self._names: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
         self._warned = False
 
@@ -174,10 +176,10 @@ class Probe:
             out[(p.index, "weight")] = p.linear.weight.detach()
             if p.linear.weight.grad is not None:
                 out[(p.index, "grad_weight")] = p.linear.weight.grad.detach()
-            if self.cfg.get("unit_distance", False):
+            if self.unit_distance:
                 w = p.linear.weight.detach()[:512]
                 out[(p.index, "unit_distance")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
-            if self.cfg.get("jacobian", False) and p.act is not None and p.index > 1:
+            if self.jacobian and p.act is not None and p.index > 1:
                 out[(p.index, "jacobian")] = self._jacobian_singular_values(p)
         return out
 
@@ -236,7 +238,7 @@ class Probe:
     def _write_edges(self) -> None:
         """``hist_edges.parquet``: the bin edges of every (layer, quantity), stored once for the run."""
         keys = sorted(self.ranges, key=lambda k: (k[0], QUANTITIES.index(k[1])))
-        bins = self.cfg.bins
+        bins = self.bins
         table = pa.table(
             {
                 "layer": [k[0] for k in keys],
@@ -257,53 +259,37 @@ class Probe:
         table = stats_table(
             [tensors[k] for k in keys],
             [self.ranges[k] for k in keys],
-            self.cfg.bins,
+            self.bins,
             [saturation if k[1] == "act" and k[0] < len(self.layers) else None for k in keys],
         )
         self._log(step, tuple(keys), table)
 
     def _log(self, step: int, keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
-        """Append one block of rows per file: the same (layer, quantity) columns every step, cached."""
-        static = self._static.get(keys)
-        if static is None:
+        """Hand the step's rows to the log, with the per-row labels (the same every step: cached)."""
+        names = self._names.get(keys)
+        if names is None:
             by_index = {p.index: p for p in self.layers}
             layers = [by_index[layer] for layer, _ in keys]
-            static = self._static[keys] = {
+            names = self._names[keys] = {
                 "layer": np.array([k[0] for k in keys], dtype=np.int64),
                 "name": np.array([p.name for p in layers], dtype=object),
                 "quantity": np.array([k[1] for k in keys], dtype=object),
                 "fan_in": np.array([p.linear.in_features for p in layers], dtype=np.int64),
                 "fan_out": np.array([p.linear.out_features for p in layers], dtype=np.int64),
             }
-        bins, head = self.cfg.bins, len(STATS)
-        steps = np.full(len(keys), step, dtype=np.int64)
-        stats = {s: table[:, j] for j, s in enumerate(STATS)}
-        stats.update({s: stats[s].astype(np.int64) for s in INT_STATS})
-        self.layers_log.append({"step": steps, **static, **stats})
-        counts = table[:, head:].astype(np.int64)
-        self.hists_log.append(
-            {
-                "step": steps,
-                "layer": static["layer"],
-                "quantity": static["quantity"],
-                "counts": counts[:, :bins],
-                "underflow": counts[:, bins],
-                "overflow": counts[:, bins + 1],
-                "n_nonfinite": stats["n_nonfinite"],
-            }
-        )
-        if not self._warned and stats["n_nonfinite"].any():
-            r = int(np.flatnonzero(stats["n_nonfinite"])[0])
+        self.log.append(step, names, table)
+        nonfinite = table[:, STATS.index("n_nonfinite")]
+        if not self._warned and nonfinite.any():
+            r = int(np.flatnonzero(nonfinite)[0])
             warnings.warn(
                 f"step {step}: non-finite values in layer {keys[r][0]} {keys[r][1]} "
-                f"({stats['n_nonfinite'][r]} of {stats['n'][r]}); counted in n_nonfinite",
+                f"({int(nonfinite[r])} of {int(table[r, STATS.index('n')])}); counted in n_nonfinite",
                 stacklevel=3,
             )
             self._warned = True
 
     def close(self) -> None:
-        self.layers_log.close()
-        self.hists_log.close()
+        self.log.close()
 
 
 class FixedBatchProbe(Probe):

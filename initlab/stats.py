@@ -99,26 +99,18 @@ def sample_stride(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _hist_queries(ranges: tuple[tuple[float, float], ...], bins: int) -> np.ndarray:
-    """Per row, float32 thresholds t with v < t ⇔ v < e for every float32 v: the bin edges
-    e = linspace(lo, hi, bins + 1) rounded up to float32, then the same for the float64 just above ``hi``
-    (v ≤ hi ⇔ v < that). Ranges are fixed per (layer, quantity), so this is computed once per run."""
-    edges = np.stack(
-        [np.append(np.linspace(lo, hi, bins + 1), np.nextafter(hi, math.inf)) for lo, hi in ranges]
-    )
+def _queries(ranges: tuple[tuple[float, float], ...], bins: int) -> np.ndarray:
+    """Per row, float32 thresholds t such that ``v < t`` ⇔ ``v < e`` for every float32 v: the bin edges
+    e = linspace(lo, hi, bins + 1) rounded up to float32, the float64 just above ``hi`` (v ≤ hi), then
+    0 and the smallest positive float32 (v < 0, v ≤ 0: the zeros lie between). Ranges are fixed per
+    (layer, quantity), so this is computed about once per run."""
+    tail = [0.0, float(np.nextafter(np.float32(0), np.float32(1)))]
+    edges = np.stack([np.concatenate([np.linspace(lo, hi, bins + 1), [hi], tail]) for lo, hi in ranges])
+    edges[:, bins + 1] = np.nextafter(edges[:, bins + 1], math.inf)
     up = edges.astype(np.float32)
     below = up.astype(np.float64) < edges
     up[below] = np.nextafter(up[below], np.float32(math.inf))
     return up
-
-
-def _hist_from_sorted(sorted32: np.ndarray, queries: np.ndarray, bins: int) -> np.ndarray:
-    """Counts, underflow and overflow of rows of sorted finite float32 values (k, m) -> (k, bins + 2)."""
-    below = np.stack([np.searchsorted(row, q) for row, q in zip(sorted32, queries, strict=True)])
-    counts = np.diff(below[:, : bins + 1], axis=1)
-    counts[:, -1] = below[:, bins + 1] - below[:, bins - 1]  # the last bin includes hi
-    over = sorted32.shape[1] - below[:, bins + 1]
-    return np.concatenate([counts, below[:, :1], over[:, None]], axis=1)
 
 
 def _percentiles(sorted_rows: np.ndarray) -> np.ndarray:
@@ -128,7 +120,7 @@ def _percentiles(sorted_rows: np.ndarray) -> np.ndarray:
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, m - 1)
     frac = pos - lo
-    a, b = sorted_rows[:, lo], sorted_rows[:, hi]
+    a, b = sorted_rows[:, lo].astype(np.float64), sorted_rows[:, hi].astype(np.float64)
     return a + (b - a) * frac
 
 
@@ -139,10 +131,12 @@ def _describe_sample(
     saturated: Sequence[Saturation | None],
     out: np.ndarray,
 ) -> None:
-    """Fill the sample statistics of ``out`` rows from sorted finite float32 samples of one length."""
+    """Fill the sample statistics of ``out`` rows from sorted finite float32 samples of one length:
+    percentiles, ``frac_zero``, ``frac_saturated``, ``n_sample`` and the histogram (see :func:`_queries`)."""
     m = sorted32.shape[1]
-    out[:, _Q] = _percentiles(sorted32.astype(np.float64))
-    out[:, _ZERO] = (sorted32 == 0).sum(axis=1) / m
+    below = np.stack([np.searchsorted(row, q) for row, q in zip(sorted32, queries, strict=True)])
+    out[:, _Q] = _percentiles(sorted32)
+    out[:, _ZERO] = (below[:, bins + 3] - below[:, bins + 2]) / m
     out[:, _SAT] = math.nan
     tests: dict[int, tuple[Saturation, list[int]]] = {}  # one call per saturation test, on all its rows
     for r, sat in enumerate(saturated):
@@ -151,7 +145,11 @@ def _describe_sample(
     for sat, rows in tests.values():
         out[rows, _SAT] = sat(torch.from_numpy(sorted32[rows])).sum(dim=1).numpy() / m
     out[:, _NS] = m
-    out[:, _HEAD:] = _hist_from_sorted(sorted32, queries, bins)
+    hist = out[:, _HEAD:]
+    hist[:, :bins] = np.diff(below[:, : bins + 1], axis=1)
+    hist[:, bins - 1] = below[:, bins + 1] - below[:, bins - 1]  # the last bin includes hi
+    hist[:, bins] = below[:, 0]
+    hist[:, bins + 1] = m - below[:, bins + 1]
 
 
 def _masked_row(
@@ -216,7 +214,7 @@ def stats_table(
         host = np.concatenate([host, np.asarray(reductions, dtype=np.float32)])
     sizes = [s.numel() for s in samples]
     offsets = np.cumsum([0, *sizes])
-    queries = _hist_queries(tuple(map(tuple, ranges)), bins)
+    queries = _queries(tuple(map(tuple, ranges)), bins)
     out = np.empty((k, _HEAD + bins + 2))
     out[:, _N] = [v.numel() for v in flat]
     out[:, _NNF] = 0

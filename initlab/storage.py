@@ -127,6 +127,72 @@ class ColumnarLog(ParquetLog):
         self._blocks, self._n_rows = [], 0
 
 
+class ProbeLog:
+    """``layers.parquet`` and ``hists.parquet`` of a probe, fed one block of statistics rows per step.
+
+    :meth:`append` only keeps the step's rows (a float64 array, one row per (layer, quantity): the
+    ``stats`` columns, then ``bins`` histogram counts, underflow and overflow) with the columns that name
+    them; every ``max_rows`` rows or ``max_seconds`` the blocks are turned into the two files' columns
+    and written as one Parquet part each (see :class:`ParquetLog`).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        stats: tuple[str, ...],
+        int_stats: tuple[str, ...],
+        bins: int,
+        max_rows: int = 20_000,
+        max_seconds: float = 10.0,
+    ) -> None:
+        self.layers = ColumnarLog(Path(run_dir) / LAYERS_FILE, max_rows=1 << 62, max_seconds=math.inf)
+        self.hists = ColumnarLog(Path(run_dir) / HISTS_FILE, max_rows=1 << 62, max_seconds=math.inf)
+        self.stats, self.int_stats, self.bins = stats, int_stats, bins
+        self.max_rows, self.max_seconds = max_rows, max_seconds
+        self._blocks: list[tuple[int, dict[str, np.ndarray], np.ndarray]] = []
+        self._n_rows = 0
+        self._last_flush = time.monotonic()
+
+    def append(self, step: int, names: dict[str, np.ndarray], table: np.ndarray) -> None:
+        """One step's rows: ``names`` (``layer``, ``quantity`` and any other per-row labels) and ``table``."""
+        self._blocks.append((step, names, table))
+        self._n_rows += len(table)
+        if self._n_rows >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._blocks:
+            return
+        steps = np.concatenate([np.full(len(t), s, dtype=np.int64) for s, _, t in self._blocks])
+        names = {k: np.concatenate([n[k] for _, n, _ in self._blocks]) for k in self._blocks[0][1]}
+        table = np.concatenate([t for _, _, t in self._blocks])
+        head, bins = len(self.stats), self.bins
+        stats = {s: table[:, j] for j, s in enumerate(self.stats)}
+        stats.update({s: stats[s].astype(np.int64) for s in self.int_stats})
+        self.layers.append({"step": steps, **names, **stats})
+        counts = table[:, head:].astype(np.int64)
+        self.hists.append(
+            {
+                "step": steps,
+                "layer": names["layer"],
+                "quantity": names["quantity"],
+                "counts": counts[:, :bins],
+                "underflow": counts[:, bins],
+                "overflow": counts[:, bins + 1],
+                "n_nonfinite": stats["n_nonfinite"],
+            }
+        )
+        self.layers.flush()
+        self.hists.flush()
+        self._blocks, self._n_rows = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.layers.close()
+        self.hists.close()
+
+
 def write_table(path: Path, table: pa.Table) -> None:
     """Write a small Parquet file atomically (a reader sees the old file or the new one)."""
     tmp = Path(path).with_suffix(".parquet.tmp")
