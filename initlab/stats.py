@@ -39,6 +39,7 @@ variance (where that formula would cancel).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -213,7 +214,7 @@ def stats_table(
     if len(on_device) < len(reductions):  # computed on the CPU already
         host = np.concatenate([host, np.asarray(reductions, dtype=np.float32)])
     sizes = [s.numel() for s in samples]
-    offsets = np.cumsum([0, *sizes])
+    offsets = [0, *itertools.accumulate(sizes)]
     queries = _queries(tuple(map(tuple, ranges)), bins)
     out = np.empty((k, _HEAD + bins + 2))
     out[:, _N] = [v.numel() for v in flat]
@@ -233,7 +234,7 @@ def stats_table(
         masked += [i for i, ok in zip(members, finite, strict=True) if not ok]
         if not good:
             continue
-        r32 = rows[finite]
+        r32 = rows if len(good) == len(members) else rows[finite]
         view = out[good]
         _describe_sample(r32, queries[good], bins, [saturated[i] for i in good], view)
         if exact:  # every value is in the sample: the moments too

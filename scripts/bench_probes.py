@@ -1,10 +1,12 @@
 """Cost of the probes and of the thread setting, as ratios measured side by side in this one run.
 
-    python scripts/bench_probes.py [--repeats 3] [--steps 1500] [--rows default,every,threads] [overrides ...]
+    python scripts/bench_probes.py [--repeats 2] [--steps 1500] [--default-steps 10000] [--threads-steps 300]
+                                   [--rows default,every,threads] [overrides ...]
 
 Rows (each is one function below, ``ROWS`` maps its name to it; add a row by adding a function):
 
-* ``default``  the default probe schedule vs probes off, same config (the default ``initlab run``);
+* ``default``  the default probe schedule vs probes off, on the default run's ``--default-steps`` (its
+  ~30 probed steps do not depend on the run's length, so a shorter run would overstate their cost);
 * ``every``    probes on every step (``probe=every``) vs probes off;
 * ``threads``  ``train.threads`` at its default vs ``train.threads=2``, both while one other process
   keeps a core busy (what a shared machine looks like).
@@ -12,7 +14,8 @@ Rows (each is one function below, ``ROWS`` maps its name to it; add a row by add
 Each variant of a row runs ``--repeats`` times, interleaved with its baseline (base, variant, base, ...),
 and the fastest training-loop time of each is compared (loop = wall time minus start-up, as recorded in
 summary.json), which damps the noise of other processes; both sides see the same machine. Extra
-arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``).
+arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``;
+``--threads-steps`` for the threads row, whose 2-thread side is slow on a busy machine).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hydra import compose, initialize_config_dir
 from initlab.config import config_dir
 from initlab.train import train
 
+ARGS = argparse.Namespace()  # the command line, read by the rows
 Variant = tuple[list[str], Callable[[], Any] | None]  # overrides, and a context to run it in (or None)
 
 
@@ -79,6 +83,7 @@ def compare(
 
 
 def row_default(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+    common = [*common, f"train.steps={ARGS.default_steps}", f"train.eval_every={ARGS.default_steps // 20}"]
     return (
         "default schedule vs probes off",
         *compare((["probe=off"], None), (["probe=default"], None), common, repeats, tmp),
@@ -94,6 +99,7 @@ def row_every(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, f
 
 def row_threads(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
     """2 threads (the base) vs the default thread setting, one competing process running in both."""
+    common = [*common, f"train.steps={ARGS.threads_steps}", f"train.eval_every={ARGS.threads_steps}"]
     two, default = (["probe=off", "train.threads=2"], competing_process), (["probe=off"], competing_process)
     base, variant = compare(two, default, common, repeats, tmp)
     return "threads default vs 2, busy machine", base, variant
@@ -110,11 +116,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--default-steps", type=int, default=10_000)
+    parser.add_argument("--threads-steps", type=int, default=300)
     parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {','.join(ROWS)} to run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    ARGS.__dict__.update(vars(args))
     common = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", *args.overrides]
     results = []
     with (
@@ -125,7 +134,7 @@ def main() -> None:
             label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
             results.append((label, base, variant))
             print(f"  {label}: {base:.2f} s -> {variant:.2f} s", flush=True)
-    print(f"\nfastest of {args.repeats} interleaved runs, {args.steps} steps, loop time (start-up excluded):")
+    print(f"\nfastest of {args.repeats} interleaved runs each, loop time (start-up excluded):")
     print(f"{'row':<40} {'base s':>8} {'variant s':>10} {'ratio':>7}")
     for label, base, variant in results:
         print(f"{label:<40} {base:8.2f} {variant:10.2f} {variant / base:6.3f}x")
