@@ -26,15 +26,17 @@ Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), st
 Statistics of each (computed by :mod:`initlab.stats`): mean, std, min, max, percentiles p02 p15 p50 p85
 p98 (Ioffe & Szegedy's Fig. 1 bands are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated``
 (``act`` of tanh: |a| > 0.99, sigmoid: a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n``
-(values) and ``n_nonfinite`` (inf/NaN, left out of every other statistic). Percentiles are exact up to
-8,192 values and taken on an evenly strided subsample of that size above it (weight matrices); all other
-statistics use every value.
+(values), ``n_nonfinite`` (inf/NaN, left out of every other statistic) and ``n_sample``. Up to 8,192
+values every statistic uses every value; above (weight matrices), the moments and extremes still do, while
+the percentiles, fractions and histogram come from a strided sample of about 4,096 values (``n_sample``;
+see :mod:`initlab.stats`).
 
 Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
 histograms of different steps are comparable (and stack into a heat map): [0, 1] or [-1, 1] for the
 ``act`` of sigmoid / tanh, softsign and for softmax outputs; otherwise the first probe's [min, max]
 widened by half its span on each side. Values outside the range are counted in ``underflow`` and
-``overflow``; with the stored edges a plot redraws the papers' normalized histograms exactly.
+``overflow``; with the stored edges a plot redraws the papers' normalized histograms exactly. The edges
+are written once per (layer, quantity) to ``hist_edges.parquet`` (:mod:`initlab.runs` joins them back).
 
 When: step 0 (the initialized net) and a schedule from ``conf/probe/``: ``log`` (about ``points`` steps,
 log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at step s reads the real

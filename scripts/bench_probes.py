@@ -13,7 +13,9 @@ Rows (each is one function below, ``ROWS`` maps its name to it; add a row by add
 
 Each variant of a row runs ``--repeats`` times, interleaved with its baseline (base, variant, base, ...),
 and the fastest training-loop time of each is compared (loop = wall time minus start-up, as recorded in
-summary.json), which damps the noise of other processes; both sides see the same machine. Extra
+summary.json), which damps the noise of other processes; both sides see the same machine. Two columns
+less sensitive to other processes come with it: the ratio of CPU times of the runs, and the probe's own
+CPU time (inside ``Probe.record`` and ``Probe.close``) added to the base run's. Extra
 arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``;
 ``--threads-steps`` for the threads row, whose 2-thread side is slow on a busy machine).
 """
@@ -21,6 +23,7 @@ arguments are Hydra overrides applied to every run (default: the default run, sh
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 import tempfile
 import time
@@ -32,6 +35,8 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from initlab.config import config_dir
+from initlab.data import load_data
+from initlab.probes import Probe
 from initlab.train import train
 
 ARGS = argparse.Namespace()  # the command line, read by the rows
@@ -59,30 +64,58 @@ def competing_process() -> Any:
         proc.join()
 
 
-def loop_seconds(overrides: list[str], run_dir: Path, context: Callable[[], Any] | None = None) -> float:
-    """Training-loop seconds of one run (wall time minus start-up)."""
+class Probed:
+    """CPU seconds spent inside the probe's statistics and logging (``Probe.record`` and ``Probe.close``)."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("record", "close"):
+            method = getattr(Probe, name)
+
+            def timed(*args: Any, _method: Callable = method, **kwargs: Any) -> Any:
+                start = time.process_time()
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    cls.seconds += time.process_time() - start
+
+            setattr(Probe, name, timed)
+
+
+Times = tuple[float, float, float]  # loop wall seconds, CPU seconds of the run, CPU seconds in the probe
+
+
+def run_times(overrides: list[str], run_dir: Path, context: Callable[[], Any] | None = None) -> Times:
+    """One run: its training-loop wall time (wall time minus start-up), its CPU time, the probe's CPU time."""
     cfg = compose("config", overrides=["train.progress=false", *overrides])
+    Probed.seconds = 0.0
+    cpu = time.process_time()
     if context is None:
         summary = train(cfg, run_dir)
     else:
         with context():
             summary = train(cfg, run_dir)
-    return summary["wall_seconds"] - summary["startup_seconds"]
+    return summary["wall_seconds"] - summary["startup_seconds"], time.process_time() - cpu, Probed.seconds
 
 
 def compare(
     base: Variant, variant: Variant, common: list[str], repeats: int, tmp: Path
-) -> tuple[float, float]:
-    """Fastest loop time of ``base`` and ``variant`` over ``repeats`` interleaved runs each."""
-    best = [float("inf"), float("inf")]
+) -> tuple[Times, Times]:
+    """Fastest times of ``base`` and ``variant`` (each column on its own), ``repeats`` interleaved runs."""
+    best = [(math.inf,) * 3, (math.inf,) * 3]
     for rep in range(repeats):
         for side, (extra, context) in enumerate((base, variant)):
-            seconds = loop_seconds([*common, *extra], tmp / f"{time.monotonic_ns()}-{rep}-{side}", context)
-            best[side] = min(best[side], seconds)
-    return best[0], best[1]
+            times = run_times([*common, *extra], tmp / f"{time.monotonic_ns()}-{rep}-{side}", context)
+            best[side] = tuple(min(a, b) for a, b in zip(best[side], times, strict=True))
+    return best[0], best[1]  # type: ignore[return-value]
 
 
-def row_default(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+Row = tuple[str, Times, Times]  # label, base times, variant times
+
+
+def row_default(common: list[str], repeats: int, tmp: Path) -> Row:
     common = [*common, f"train.steps={ARGS.default_steps}", f"train.eval_every={ARGS.default_steps // 20}"]
     return (
         "default schedule vs probes off",
@@ -90,14 +123,14 @@ def row_default(common: list[str], repeats: int, tmp: Path) -> tuple[str, float,
     )
 
 
-def row_every(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+def row_every(common: list[str], repeats: int, tmp: Path) -> Row:
     return (
         "every step vs probes off",
         *compare((["probe=off"], None), (["probe=every"], None), common, repeats, tmp),
     )
 
 
-def row_threads(common: list[str], repeats: int, tmp: Path) -> tuple[str, float, float]:
+def row_threads(common: list[str], repeats: int, tmp: Path) -> Row:
     """2 threads (the base) vs the default thread setting, one competing process running in both."""
     common = [*common, f"train.steps={ARGS.threads_steps}", f"train.eval_every={ARGS.threads_steps}"]
     two, default = (["probe=off", "train.threads=2"], competing_process), (["probe=off"], competing_process)
@@ -105,7 +138,7 @@ def row_threads(common: list[str], repeats: int, tmp: Path) -> tuple[str, float,
     return "threads default vs 2, busy machine", base, variant
 
 
-ROWS: dict[str, Callable[[list[str], int, Path], tuple[str, float, float]]] = {
+ROWS: dict[str, Callable[[list[str], int, Path], Row]] = {
     "default": row_default,
     "every": row_every,
     "threads": row_threads,
@@ -125,19 +158,26 @@ def main() -> None:
     args = parser.parse_args()
     ARGS.__dict__.update(vars(args))
     common = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", *args.overrides]
-    results = []
+    results: list[Row] = []
+    Probed.install()
     with (
         initialize_config_dir(config_dir=str(config_dir()), version_base=None),
         tempfile.TemporaryDirectory() as tmp,
     ):
+        load_data(compose("config", overrides=args.overrides).data)  # generated (and cached) before timing
+        run_times([*args.overrides, "train.steps=3", "probe=every"], Path(tmp) / "warm-up")  # first calls
         for name in args.rows.split(","):
             label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
             results.append((label, base, variant))
-            print(f"  {label}: {base:.2f} s -> {variant:.2f} s", flush=True)
-    print(f"\nfastest of {args.repeats} interleaved runs each, loop time (start-up excluded):")
-    print(f"{'row':<40} {'base s':>8} {'variant s':>10} {'ratio':>7}")
-    for label, base, variant in results:
-        print(f"{label:<40} {base:8.2f} {variant:10.2f} {variant / base:6.3f}x")
+            print(f"  {label}: loop {base[0]:.2f} s -> {variant[0]:.2f} s", flush=True)
+    print(f"\nfastest of {args.repeats} interleaved runs each; loop = wall time minus start-up;")
+    print("cpu = CPU time of the whole run; probe = 1 + CPU time inside the probe / CPU time of the base run")
+    print(f"{'row':<38} {'base s':>7} {'variant s':>9} {'loop':>7} {'cpu':>7} {'probe':>7}")
+    for label, (b_loop, b_cpu, _), (v_loop, v_cpu, v_probe) in results:
+        probe = f"{1 + v_probe / b_cpu:6.3f}x" if v_probe else f"{'-':>7}"
+        print(
+            f"{label:<38} {b_loop:7.2f} {v_loop:9.2f} {v_loop / b_loop:6.3f}x {v_cpu / b_cpu:6.3f}x {probe}"
+        )
 
 
 if __name__ == "__main__":
