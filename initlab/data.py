@@ -11,6 +11,7 @@ and standard deviation (one pair for all features, so images stay images) and tu
 =============  =================================================================================
 
 Nothing is downloaded at run time: the first three are embedded, MNIST must already be on disk.
+Generated sets (Shapeset) are kept in an on-disk cache shared by all processes (:func:`cached`).
 """
 
 from __future__ import annotations
