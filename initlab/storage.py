@@ -8,7 +8,8 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
   fixed per (layer, quantity) for the whole run and stored once, in ``hist_edges.parquet``; the reader
   joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
 * ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
-* ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions.
+* ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
+* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies.
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
@@ -36,6 +37,7 @@ LAYERS_FILE = "layers.parquet"
 HISTS_FILE = "hists.parquet"
 HIST_EDGES_FILE = "hist_edges.parquet"
 SUMMARY_FILE = "summary.json"
+THEORY_FILE = "theory.parquet"
 
 
 class ParquetLog:
