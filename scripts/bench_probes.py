@@ -1,27 +1,148 @@
-"""Cost of the probes: train the same model for the same steps with probes off, on the default schedule and
-on every step, and print the time ratios measured side by side in this one run.
+"""Cost of the probes and of the thread setting, as ratios measured side by side in this one run.
 
-    python scripts/bench_probes.py [--repeats 2] [--variants off,default,every] [overrides ...]
+    python scripts/bench_probes.py [--repeats 2] [--steps 1500] [--default-steps 10000] [--threads-steps 300]
+                                   [--rows default,every,threads] [overrides ...]
 
-Each variant runs ``--repeats`` times, interleaved (off, default, every, off, ...), and the fastest time of
-each is compared, which damps noise from other processes. Extra arguments are Hydra overrides applied to
-all three (default: the default ``initlab run`` config).
+Rows (each is one function below, ``ROWS`` maps its name to it; add a row by adding a function):
+
+* ``default``  the default probe schedule vs probes off, on the default run's ``--default-steps`` (its
+  ~30 probed steps do not depend on the run's length, so a shorter run would overstate their cost);
+* ``every``    probes on every step (``probe=every``) vs probes off;
+* ``threads``  ``train.threads`` at its default vs ``train.threads=2``, both while one other process
+  keeps a core busy (what a shared machine looks like).
+
+Each variant of a row runs ``--repeats`` times, interleaved with its baseline (base, variant, base, ...),
+and the fastest training-loop time of each is compared (loop = wall time minus start-up, as recorded in
+summary.json), which damps the noise of other processes; both sides see the same machine. Two columns
+less sensitive to other processes come with it: the ratio of CPU times of the runs, and the probe's own
+CPU time (inside ``Probe.record`` and ``Probe.close``) added to the base run's. Extra
+arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``;
+``--threads-steps`` for the threads row, whose 2-thread side is slow on a busy machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing as mp
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 
 from initlab.config import config_dir
+from initlab.data import load_data
+from initlab.probes import Probe
 from initlab.train import train
 
-VARIANTS = {"off": ["probe=off"], "default": ["probe=default"], "every": ["probe=every"]}
-LABELS = {"default": "default schedule", "every": "every step"}
+ARGS = argparse.Namespace()  # the command line, read by the rows
+Variant = tuple[list[str], Callable[[], Any] | None]  # overrides, and a context to run it in (or None)
+
+
+def _spin(stop: Any) -> None:
+    """A competing process: keeps one core busy until ``stop`` is set."""
+    x = 0
+    while not stop.is_set():
+        for _ in range(10_000):
+            x += 1
+
+
+@contextmanager
+def competing_process() -> Any:
+    stop = mp.Event()
+    proc = mp.Process(target=_spin, args=(stop,), daemon=True)
+    proc.start()
+    time.sleep(0.2)
+    try:
+        yield
+    finally:
+        stop.set()
+        proc.join()
+
+
+class Probed:
+    """CPU seconds spent inside the probe's statistics and logging (``Probe.record`` and ``Probe.close``)."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("record", "close"):
+            method = getattr(Probe, name)
+
+            def timed(*args: Any, _method: Callable = method, **kwargs: Any) -> Any:
+                start = time.process_time()
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    cls.seconds += time.process_time() - start
+
+            setattr(Probe, name, timed)
+
+
+Times = tuple[float, float, float]  # loop wall seconds, CPU seconds of the run, CPU seconds in the probe
+
+
+def run_times(overrides: list[str], run_dir: Path, context: Callable[[], Any] | None = None) -> Times:
+    """One run: its training-loop wall time (wall time minus start-up), its CPU time, the probe's CPU time."""
+    cfg = compose("config", overrides=["train.progress=false", *overrides])
+    Probed.seconds = 0.0
+    cpu = time.process_time()
+    if context is None:
+        summary = train(cfg, run_dir)
+    else:
+        with context():
+            summary = train(cfg, run_dir)
+    return summary["wall_seconds"] - summary["startup_seconds"], time.process_time() - cpu, Probed.seconds
+
+
+def compare(
+    base: Variant, variant: Variant, common: list[str], repeats: int, tmp: Path
+) -> tuple[Times, Times]:
+    """Fastest times of ``base`` and ``variant`` (each column on its own), ``repeats`` interleaved runs."""
+    best = [(math.inf,) * 3, (math.inf,) * 3]
+    for rep in range(repeats):
+        for side, (extra, context) in enumerate((base, variant)):
+            times = run_times([*common, *extra], tmp / f"{time.monotonic_ns()}-{rep}-{side}", context)
+            best[side] = tuple(min(a, b) for a, b in zip(best[side], times, strict=True))
+    return best[0], best[1]  # type: ignore[return-value]
+
+
+Row = tuple[str, Times, Times]  # label, base times, variant times
+
+
+def row_default(common: list[str], repeats: int, tmp: Path) -> Row:
+    common = [*common, f"train.steps={ARGS.default_steps}", f"train.eval_every={ARGS.default_steps // 20}"]
+    return (
+        "default schedule vs probes off",
+        *compare((["probe=off"], None), (["probe=default"], None), common, repeats, tmp),
+    )
+
+
+def row_every(common: list[str], repeats: int, tmp: Path) -> Row:
+    return (
+        "every step vs probes off",
+        *compare((["probe=off"], None), (["probe=every"], None), common, repeats, tmp),
+    )
+
+
+def row_threads(common: list[str], repeats: int, tmp: Path) -> Row:
+    """2 threads (the base) vs the default thread setting, one competing process running in both."""
+    common = [*common, f"train.steps={ARGS.threads_steps}", f"train.eval_every={ARGS.threads_steps}"]
+    two, default = (["probe=off", "train.threads=2"], competing_process), (["probe=off"], competing_process)
+    base, variant = compare(two, default, common, repeats, tmp)
+    return "threads default vs 2, busy machine", base, variant
+
+
+ROWS: dict[str, Callable[[list[str], int, Path], Row]] = {
+    "default": row_default,
+    "every": row_every,
+    "threads": row_threads,
+}
 
 
 def main() -> None:
@@ -29,31 +150,34 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--variants", default="off,default,every", help="which of off,default,every to run")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--default-steps", type=int, default=10_000)
+    parser.add_argument("--threads-steps", type=int, default=300)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {','.join(ROWS)} to run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    chosen = {name: VARIANTS[name] for name in ["off", *args.variants.split(",")] if name in VARIANTS}
-    best: dict[str, float] = {}
+    ARGS.__dict__.update(vars(args))
+    common = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", *args.overrides]
+    results: list[Row] = []
+    Probed.install()
     with (
         initialize_config_dir(config_dir=str(config_dir()), version_base=None),
         tempfile.TemporaryDirectory() as tmp,
     ):
-        for rep in range(args.repeats):
-            for name, extra in chosen.items():
-                cfg = compose("config", overrides=[*args.overrides, "train.progress=false", *extra])
-                start = time.perf_counter()
-                summary = train(cfg, Path(tmp) / f"{rep}-{name.replace(' ', '_')}")
-                elapsed = time.perf_counter() - start
-                best[name] = min(best.get(name, float("inf")), elapsed)
-                print(
-                    f"  run {rep + 1}: {name:<17} {elapsed:7.2f} s  ({summary['steps_done']} steps)",
-                    flush=True,
-                )
-    print(f"\nprobes off: {best['off']:.2f} s (fastest of {args.repeats})")
-    for name in chosen:
-        if name != "off":
-            ratio = best[name] / best["off"]
-            print(f"probes on, {LABELS[name]:<17}: {best[name]:7.2f} s   ratio {ratio:.3f}x")
+        load_data(compose("config", overrides=args.overrides).data)  # generated (and cached) before timing
+        run_times([*args.overrides, "train.steps=3", "probe=every"], Path(tmp) / "warm-up")  # first calls
+        for name in args.rows.split(","):
+            label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
+            results.append((label, base, variant))
+            print(f"  {label}: loop {base[0]:.2f} s -> {variant[0]:.2f} s", flush=True)
+    print(f"\nfastest of {args.repeats} interleaved runs each; loop = wall time minus start-up;")
+    print("cpu = CPU time of the whole run; probe = 1 + CPU time inside the probe / CPU time of the base run")
+    print(f"{'row':<38} {'base s':>7} {'variant s':>9} {'loop':>7} {'cpu':>7} {'probe':>7}")
+    for label, (b_loop, b_cpu, _), (v_loop, v_cpu, v_probe) in results:
+        probe = f"{1 + v_probe / b_cpu:6.3f}x" if v_probe else f"{'-':>7}"
+        print(
+            f"{label:<38} {b_loop:7.2f} {v_loop:9.2f} {v_loop / b_loop:6.3f}x {v_cpu / b_cpu:6.3f}x {probe}"
+        )
 
 
 if __name__ == "__main__":
