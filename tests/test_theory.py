@@ -317,7 +317,14 @@ def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
     from initlab.train import train
 
     n = 512
-    overrides = ["act=tanh", "init=xavier", f"model.width={n}", "model.depth=6", "data.dim=128"]
+    overrides = [
+        "act=tanh",
+        "init=xavier",
+        "init.gain=null",
+        f"model.width={n}",
+        "model.depth=6",
+        "data.dim=128",
+    ]
     probe = ["train.steps=1", "probe.fixed_batch=100", "probe.schedule=list", "probe.steps=[0]"]
     train(make_cfg(*overrides, *probe), tmp_path / "a")
     run = load_run(tmp_path / "a")
