@@ -10,8 +10,7 @@ goes through this module. The write side lives in :mod:`initlab.storage` (file n
 * :func:`parse_overrides` reads ``key=value`` overrides with Hydra's own parser.
 * :class:`Run` (what :func:`load_run` returns) reads each file on first use: a sweep index reads only the
   overrides and ``summary.json`` of its jobs, a figure only the logs it draws.
-* :func:`swept_keys`, :func:`label` and :func:`group_runs` name runs by the overrides that differ between
-  them and group the runs that differ only in ``seed``.
+* Labels and seed groups of runs: :mod:`initlab.grouping`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -468,62 +467,3 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory")
     return Run(path)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Naming and grouping runs
-
-
-def swept_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
-    """The override keys whose value differs between runs, in the order they were first given."""
-    ignore = set(ignore)
-    keys: list[str] = []
-    for run in runs:
-        keys += [k for k in run.override_text if k not in keys and k not in ignore]
-    return [k for k in keys if len({run.value(k) for run in runs} - {None}) > 1]
-
-
-def label(run: Run, runs: Sequence[Run], ignore: Iterable[str] = ()) -> str:
-    """A run's label: the overrides that differ between ``runs`` (``"init=standard act=tanh"``).
-
-    Keys in ``ignore`` (e.g. ``seed``) are left out. When nothing differs, the label describes the run
-    from its config (``"xavier init, tanh"``), falling back to the directory name.
-    """
-    parts = [f"{k}={v}" for k in swept_keys(runs, ignore) if (v := run.value(k)) is not None]
-    if parts:
-        return " ".join(parts)
-    init, act = run.setting("init.name"), run.setting("act.name")
-    if init and act:
-        return f"{init} init, {act}"
-    return run.path.name
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def order_key(run: Run, keys: Sequence[str], rank: Mapping[str, Sequence[str]] | None = None) -> list[Any]:
-    """Sort runs by their swept values: names in ``rank[key]`` in that order, then numbers, then text."""
-    out: list[Any] = []
-    for key in keys:
-        value = run.value(key) or ""
-        ranked = list((rank or {}).get(key, ()))
-        position = ranked.index(value) if value in ranked else len(ranked)
-        number = _as_number(value)
-        out.append((position, 0 if number is not None else 1, number or 0.0, natural_key(value)))
-    return out
-
-
-def group_runs(
-    runs: Sequence[Run], rank: Mapping[str, Sequence[str]] | None = None
-) -> list[tuple[str, list[Run]]]:
-    """Runs grouped by their label without ``seed`` (the seeds of one setting), in a stable order."""
-    keys = swept_keys(runs, ignore=[SEED_KEY])
-    ordered = sorted(runs, key=lambda r: (order_key(r, keys, rank), natural_key(r.value(SEED_KEY) or "")))
-    groups: dict[str, list[Run]] = {}
-    for run in ordered:
-        groups.setdefault(label(run, runs, ignore=[SEED_KEY]), []).append(run)
-    return list(groups.items())

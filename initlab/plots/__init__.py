@@ -20,6 +20,7 @@ Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pypl
 nothing global has to be closed, and importing this package does not change a notebook's backend.
 """
 
+from initlab.grouping import label, swept_keys
 from initlab.plots.command import FIGURES, main, write_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
@@ -38,7 +39,7 @@ from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
-from initlab.runs import collect_runs, label, swept_keys
+from initlab.runs import collect_runs
 
 __all__ = [
     "ACT_COLORS",

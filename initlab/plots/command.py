@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
+from initlab.grouping import label
 from initlab.plots.common import FigureFunction, Options, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import fig_depth
@@ -20,7 +21,7 @@ from initlab.plots.hist import fig_hist
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.phase import fig_phase
 from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
-from initlab.runs import Run, collect_runs, label
+from initlab.runs import Run, collect_runs
 
 FIGURES: dict[str, tuple[FigureFunction, str]] = {
     "hist": (fig_hist, "per-layer normalized histograms of act, grad_preact, grad_weight at --steps"),

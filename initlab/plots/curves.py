@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
+from initlab.grouping import order_key, swept_keys
 from initlab.plots.common import (
     Options,
     Output,
@@ -30,7 +31,7 @@ from initlab.plots.style import (
     legend_entries,
     styles,
 )
-from initlab.runs import SEED_KEY, Run, natural_key, order_key, swept_keys
+from initlab.runs import SEED_KEY, Run, natural_key
 
 
 @styled

@@ -12,8 +12,9 @@ from typing import Any
 
 import matplotlib
 
-from initlab.runs import SEED_KEY, Run, natural_key, swept_keys
-from initlab.runs import group_runs as runs_group_runs
+from initlab.grouping import group_runs as runs_group_runs
+from initlab.grouping import swept_keys
+from initlab.runs import SEED_KEY, Run, natural_key
 
 STYLE: dict[str, Any] = {
     "font.size": 10,
@@ -107,7 +108,7 @@ RANK: dict[str, list[str]] = {"init": list(INIT_COLORS), "act": list(ACT_COLORS)
 
 
 def group_runs(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
-    """:func:`initlab.runs.group_runs` in palette order: the groups (seeds of one setting) of every figure."""
+    """:func:`initlab.grouping.group_runs` in palette order: the groups (seeds of one setting) of every figure."""
     return runs_group_runs(runs, RANK)
 
 
