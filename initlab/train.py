@@ -148,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             gen = torch.Generator().manual_seed(cfg.seed)
             metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
             probe = make_probe(
-                model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
+                model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )
             logs = [metrics, probe]
             summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started))
