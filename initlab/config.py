@@ -137,6 +137,8 @@ REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that is not allowed."""
     for group in REGISTRY_KEYS:
+        if OmegaConf.select(cfg, group) is None:  # a partial config (initlab.probe's probe settings)
+            continue
         ok, allowed = _registry(group)
         value = OmegaConf.select(cfg, f"{group}.name")
         if not ok(value):
