@@ -142,7 +142,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
-            model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
+            model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
             optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
