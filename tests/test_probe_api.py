@@ -212,3 +212,16 @@ def test_every_figure_is_drawn_from_a_user_model_run(tmp_path: Path, capsys) -> 
     assert {"hist", "stats", "depth", "curves"} <= {d.split("_")[0] for d in drawn}, drawn
     assert any(d.startswith("heatmap") for d in drawn), drawn
     assert "skipped" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("<!-- probe-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    run = initlab.load_run(tmp_path / "runs" / "mine")
+    assert run.summary["status"] == "completed" and run.summary["steps_done"] == 96
+    assert list(run.layers.query("step == 0 and quantity == 'weight'").name) == ["0", "3", "7"]
+    assert set(run.layers.query("quantity == 'act'").layer) == {1, 2}  # ReLU after the BatchNorm; GELU
+    assert len(run.metrics) == 96 and "layer" in capsys.readouterr().out
