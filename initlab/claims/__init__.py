@@ -6,8 +6,8 @@ a measure -- a function from the preset's runs to one number -- and the pass con
 Thresholds come from the papers and from theory, not from tuning. ``initlab check`` evaluates every claim
 whose preset appears among the runs, prints a table and writes it to ``DIR/claims.md``.
 
-Claims live in one module per source (``glorot``, ``he``, ``ioffe``, ``srivastava``, ``handbook``) and
-register themselves with the :func:`claim` decorator.
+Claims live in one module per source (``glorot``, ``he``, ``he_conv``, ``ioffe``, ``srivastava``,
+``handbook``) and register themselves with the :func:`claim` decorator.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Claim:
 
 
 CLAIMS: list[Claim] = []
-MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook")
+MODULES = ("glorot", "he", "he_conv", "ioffe", "srivastava", "handbook")
 
 
 def claim(preset: str, source: str, text: str, threshold: str, passes: Callable[[float], bool]):
