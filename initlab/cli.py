@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from initlab import completion
 from initlab.config import config_dir, group_options, groups
 from initlab.errors import UserError
 
@@ -66,10 +67,22 @@ def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
 
+    from initlab.objective import missing_sweeper, returning_objective
+    from initlab.resume import resumable
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
 
+    if completion.requested(argv):  # Hydra's completion, answered for the command `initlab`
+        return completion.main(argv, COMMANDS)
+    if argv == ["--version"]:  # Hydra's flag would print Hydra's version
+        print(version_line())
+        return 0
+    if problem := missing_sweeper(argv):
+        raise UserError(problem)
     silence_launcher_schema_warning()
-    app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(_task)
+    # the job returns the configured objective (for sweepers such as Optuna)
+    app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(
+        returning_objective(resumable(_task))
+    )
     sys.argv = ["initlab run", *argv]
     try:
         app()
@@ -114,6 +127,8 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "plot": "initlab.plots:main",
     "sweep-index": "initlab.sweep_index:main",
     "check": "initlab.claims:main",
+    "theory": "initlab.theory_cli:main",
+    "export-tb": "initlab.export_tb:main",
 }
 HELP = {
     "run": "train one network (or a sweep with -m) from Hydra configs; `initlab run --help`",
@@ -121,13 +136,30 @@ HELP = {
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
     "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
+    "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
 }
 
 
 def usage() -> str:
-    lines = ["usage: initlab COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: initlab COMMAND [ARGS...]", "       initlab --version | -sc install=bash"]
+    lines += ["", "commands:"]
     lines += [f"  {name:<12} {HELP[name]}" for name in COMMANDS]
+    lines += [
+        "",
+        "Shell completion (bash; zsh via bashcompinit; fish: install=fish, piped to `source`):",
+        '  eval "$(initlab -sc install=bash)"',
+    ]
     return "\n".join(lines)
+
+
+def version_line() -> str:
+    """``initlab 0.1.0 (torch ..., hydra ...)``: the installed package's version (its metadata)."""
+    from importlib.metadata import version
+
+    from initlab import __version__
+
+    return f"initlab {__version__} (torch {version('torch')}, hydra-core {version('hydra-core')})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else EXIT_USER_ERROR
+    if argv[0] in ("--version", "-V"):
+        print(version_line())
+        return 0
+    if completion.requested(argv[:1]):  # `initlab -sc query=bash`: what the completion script calls
+        try:
+            return completion.main(argv, COMMANDS)
+        except UserError as exc:
+            error(str(exc))
+            return EXIT_USER_ERROR
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         error(f"unknown command {name!r}: expected one of {', '.join(COMMANDS)}")

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import UserError
+from initlab.objective import DIRECTIONS, METRICS
 
 
 class ConfigError(UserError):
@@ -83,6 +84,7 @@ def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
 # (key, predicate, allowed values in words); keys that are absent from the config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", _int(0), "an integer >= 0"),
+    ("resume", *_one_of(True, False)),
     ("device", *_one_of("cpu", "cuda", "auto")),
     ("model.depth", _int(1), "an integer >= 1"),
     ("model.width", _int(1), "an integer >= 1"),
@@ -103,6 +105,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("init.bias", _num(float("-inf")), "a number"),
     ("init.tol", _num(0, lo_open=True), "a number > 0"),
     ("init.max_iter", _int(1), "an integer >= 1"),
+    ("init.sigma_w2", _num(0), "a number >= 0"),
+    ("init.sigma_b2", _num(0), "a number >= 0"),
     ("init.batch_size", _int(2), "an integer >= 2"),
     ("act.negative_slope", _num(0), "a number >= 0"),
     ("act.init", _num(float("-inf")), "a number"),
@@ -133,6 +137,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("probe.bins", _int(2), "an integer >= 2"),
     ("probe.fixed_batch", _int(0), "an integer >= 0 (0: probe the training batch)"),
     ("probe.jacobian_examples", _int(1), "an integer >= 1"),
+    ("objective.metric", *_one_of(*METRICS)),
+    ("objective.direction", *_one_of(*DIRECTIONS)),
 ]
 REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 

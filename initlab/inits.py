@@ -21,9 +21,11 @@ scheme              Var[W]                                            source
                     gain)
 ``torch_default``   1/(3·n_in), nonzero bias                          what ``nn.Linear`` does on its own
 ``lsuv``            orthogonal, then rescaled to unit output variance  Mishkin & Matas 2016
+``meanfield``       σ_w²/n_in, bias ~ N(0, σ_b²)                      Schoenholz et al. 2017
 ==================  ================================================  ========================================
 
-Biases are set to ``init.bias`` (default 0, as in all the papers) except by ``torch_default``.
+Biases are set to ``init.bias`` (default 0, as in all the papers) except by ``torch_default`` and
+``meanfield``.
 """
 
 from __future__ import annotations
@@ -119,6 +121,16 @@ def _orthogonal(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
     nn.init.orthogonal_(w, gain=gain)
 
 
+def _meanfield(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """The mean-field parametrization (Poole et al. 2016; Schoenholz et al. 2017): W ~ N(0, σ_w²/n_in)."""
+    nn.init.normal_(w, 0.0, math.sqrt(cfg.sigma_w2 / w.shape[1]))
+
+
+def _meanfield_bias(b: torch.Tensor, cfg: DictConfig, gain: float) -> None:
+    """b ~ N(0, σ_b²)."""
+    nn.init.normal_(b, 0.0, math.sqrt(cfg.sigma_b2))
+
+
 def _lsuv_start(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
     """LSUV's first stage: an orthonormal matrix (gain 1); :func:`lsuv` then rescales on data."""
     nn.init.orthogonal_(w, gain=1.0)
@@ -134,11 +146,13 @@ class Scheme:
     """One initialization scheme: how it fills a weight matrix, and what else it does.
 
     ``fill`` None leaves torch's own initialization of the layer (weights and bias) alone; ``data_stage``
-    runs on training inputs once every layer is filled (LSUV's rescaling).
+    runs on training inputs once every layer is filled (LSUV's rescaling); ``bias`` fills the bias (None: the
+    constant ``init.bias``).
     """
 
     fill: InitFn | None
     data_stage: DataStage | None = None
+    bias: InitFn | None = None  # fills the bias; None: the constant ``init.bias``
 
 
 def _lsuv_stage(
@@ -157,8 +171,15 @@ INITS: dict[str, Scheme] = {
     "kaiming": Scheme(_kaiming),
     "orthogonal": Scheme(_orthogonal),
     "lsuv": Scheme(_lsuv_start, data_stage=_lsuv_stage),
+    "meanfield": Scheme(_meanfield, bias=_meanfield_bias),
     "torch_default": Scheme(None),  # nn.Linear.reset_parameters() already ran
 }
+
+
+def layer_gain(cfg: DictConfig, act: DictConfig) -> float:
+    """The gain of a layer followed by ``act``: ``init.gain`` when set, else the activation's own."""
+    gain = cfg.get("gain", None)
+    return activation_gain(act) if gain is None else float(gain)
 
 
 def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
@@ -166,11 +187,12 @@ def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
     scheme = INITS[cfg.name]
     if scheme.fill is None:
         return
-    gain = cfg.get("gain", None)
-    gain = activation_gain(act) if gain is None else float(gain)
-    scheme.fill(layer.weight, cfg, gain)
+    scheme.fill(layer.weight, cfg, layer_gain(cfg, act))
     if layer.bias is not None:
-        nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
+        if scheme.bias is not None:
+            scheme.bias(layer.bias, cfg, 1.0)
+        else:
+            nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
 
 
 def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:

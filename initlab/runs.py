@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, parts_dir
+from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, THEORY_FILE, parts_dir
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
@@ -37,7 +37,8 @@ OVERRIDES_FILE = Path(HYDRA_DIR) / "overrides.yaml"
 HYDRA_FILE = Path(HYDRA_DIR) / "hydra.yaml"
 
 SEED_KEY = "seed"
-NOISE_KEYS = ("train.progress",)  # overrides that never distinguish runs in a label
+NOISE_KEYS = ("train.progress", "resume")  # overrides that never distinguish runs in a label
+BOOKKEEPING_KEYS = ("resume",)  # overrides that are no setting of the run (left out of override_values)
 
 
 class MissingData(LookupError):
@@ -201,7 +202,7 @@ class Run:
     read. ``problems`` lists files that exist but could not be read.
     """
 
-    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists")
+    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists", "theory")
 
     def __init__(self, path: str | Path, problems: list[str] | None = None, **given: Any) -> None:
         """``given``: any of :attr:`FIELDS`, taken as given instead of read from disk."""
@@ -261,11 +262,50 @@ class Run:
         """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts."""
         return read_parquet(self.path / HISTS_FILE, self.problems)
 
+    @cached_property
+    def theory(self) -> pd.DataFrame:
+        """``theory.parquet``: the mean-field prediction at step 0, one row per (layer, quantity) with
+        ``mean`` and ``variance`` (empty where the theory does not apply; ``summary["theory_skipped"]`` says
+        why)."""
+        return read_parquet(self.path / THEORY_FILE, self.problems)
+
+    def hist_bins(
+        self, quantity: str | None = None, layer: int | None = None, step: int | None = None
+    ) -> pd.DataFrame:
+        """The histograms in long format: one row per bin, optionally of one quantity, layer and step.
+
+        Columns: ``step``, ``layer``, ``quantity``, ``bin`` (0-based), ``left`` and ``right`` (the bin's
+        edges), ``count``, and ``fraction`` = count / (finite values of that histogram, those outside
+        its range included), the y of Glorot & Bengio's normalized histograms. Ready for
+        ``seaborn.lineplot(x="left", y="fraction", hue="layer")`` or a ``groupby``.
+        """
+        columns = ["step", "layer", "quantity", "bin", "left", "right", "count", "fraction"]
+        hists = self.hists
+        if hists.empty or not {"step", "layer", "quantity", "edges", "counts"} <= set(hists.columns):
+            return pd.DataFrame(columns=columns)
+        for key, wanted in (("quantity", quantity), ("layer", layer), ("step", step)):
+            if wanted is not None:
+                hists = hists[hists[key] == wanted]
+        edges = hists["edges"].map(lambda e: list(e))
+        long = hists[["step", "layer", "quantity"]].assign(
+            bin=hists["counts"].map(lambda c: list(range(len(c)))),
+            left=edges.map(lambda e: e[:-1]),
+            right=edges.map(lambda e: e[1:]),
+            count=hists["counts"].map(list),
+            total=hists["counts"].map(sum)
+            + sum(hists[k].fillna(0) if k in hists else 0 for k in ("underflow", "overflow")),
+        )
+        long = long.explode(["bin", "left", "right", "count"], ignore_index=True)
+        long = long.astype({"bin": "int64", "left": "float64", "right": "float64", "count": "int64"})
+        long["fraction"] = long["count"] / long.pop("total").where(lambda t: t > 0)
+        return long[columns]
+
     # -- settings ------------------------------------------------------------------------------------
     @cached_property
     def override_values(self) -> dict[str, Any]:
         """The overrides as ``key -> value``, typed by Hydra's parser (see :func:`parse_overrides`)."""
-        return parse_overrides(self.overrides)
+        values = parse_overrides(self.overrides)
+        return {k: v for k, v in values.items() if k not in BOOKKEEPING_KEYS}
 
     @cached_property
     def override_text(self) -> dict[str, str]:

@@ -5,7 +5,8 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 * ``metrics.parquet`` -- one row per (step, split): step, epoch, split, loss, reg_loss, accuracy, lr;
 * ``layers.parquet``  -- one row per (step, layer, quantity) with the probe statistics;
 * ``hists.parquet``   -- one row per (step, layer, quantity): bin edges, counts, under/overflow;
-* ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions.
+* ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
+* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies.
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
@@ -31,6 +32,7 @@ METRICS_FILE = "metrics.parquet"
 LAYERS_FILE = "layers.parquet"
 HISTS_FILE = "hists.parquet"
 SUMMARY_FILE = "summary.json"
+THEORY_FILE = "theory.parquet"
 
 
 class ParquetLog:

@@ -22,6 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from initlab.resume import KEEP_STATUSES, snapshot, was_kept
 from initlab.runs import read_summary
 from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
 
@@ -152,6 +153,12 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _running_sweep
         _running_sweep = Path(str(config.hydra.sweep.dir))
+        if config.get("resume") is True:  # record what the jobs find before Hydra rewrites their .hydra/
+            done = [e for e in snapshot(_running_sweep).values() if e["status"] in KEEP_STATUSES]
+            print(
+                f"resume: {len(done)} finished runs in {_running_sweep}; same-config jobs are kept",
+                flush=True,
+            )
         launcher = config.hydra.launcher
         kind = launcher_kind(launcher)
         how = ""
@@ -171,10 +178,15 @@ class SweepCallback(Callback):
             return
         where = f"job {config.hydra.job.num} ({' '.join(config.hydra.overrides.task)})"
         text = f"{where}: {status} after {summary.get('steps_done')} steps"
+        if was_kept(config.hydra.runtime.output_dir):
+            text = f"{where}: kept ({status} after {summary.get('steps_done')} steps)"
         if summary.get("final_test_accuracy") is not None:
             text += f", test accuracy {summary['final_test_accuracy']:.4f}"
         if summary.get("wall_seconds") is not None:
             text += f", {summary['wall_seconds']:.1f} s"
+        if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
+            value = getattr(job_return, "_return_value", None)  # what the sweeper gets
+            text += f"; objective {value:.6g}" if isinstance(value, float) else f"; objective {value}"
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

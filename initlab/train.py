@@ -36,6 +36,7 @@ from initlab.models import build_model
 from initlab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.probes import NullProbe, Probe, make_probe
 from initlab.storage import METRICS_FILE, SUMMARY_FILE, ParquetLog, write_json
+from initlab.theory import write_prediction
 
 
 def prior_entropy(y: Tensor, n_classes: int) -> float:
@@ -144,6 +145,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             data = load_data(cfg.data, device)
             model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
+            moments = data_moments(cfg, data)
+            summary.update(write_prediction(cfg, data.n_features, data.n_classes, moments, run_dir))
             optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
             metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
@@ -169,6 +172,22 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if run_dir.is_dir():
             write_json(run_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def data_moments(cfg: DictConfig, data: Dataset) -> tuple[float, tuple[tuple[float, float], ...], float]:
+    """What :func:`initlab.theory.predict` takes from the training set: E[x²] as the net sees it (with added
+    input noise); the distribution of x^b·x^b'/(n·E[x²]) over pairs of the first 256 examples, in 40 bins on
+    [−1, 1] as (bin centre, share); and the spread mean_k (π_k − 1/K)² of the class prior π."""
+    x = data.x_train.double()
+    m2 = float(x.pow(2).mean()) + float(cfg.data.augment.get("noise", 0.0)) ** 2
+    head = x[:256]
+    gram = (head @ head.T / (x.shape[1] * m2)).clamp(-1, 1)
+    off = gram[~torch.eye(len(head), dtype=torch.bool)]
+    counts, edges = (t.numpy() for t in torch.histogram(off.cpu(), bins=40, range=(-1.0, 1.0)))
+    centres = (edges[1:] + edges[:-1]) / 2
+    corrs = tuple((float(c), float(n / counts.sum())) for c, n in zip(centres, counts, strict=True) if n > 0)
+    prior = torch.bincount(data.y_train.cpu(), minlength=data.n_classes).double() / len(data.y_train)
+    return m2, corrs or ((0.0, 1.0),), float((prior - 1 / data.n_classes).pow(2).mean())
 
 
 def fixed_batch_loss(

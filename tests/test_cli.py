@@ -87,7 +87,7 @@ MNIST_MISSING = "data=mnist data.root={tmp}/no-mnist"
         ("model.width=-3", ["model.width=-3", "integer >= 1"]),
         ("model.dropout=1.5", ["model.dropout=1.5", "probability in [0, 1)"]),
         ("optim.lr=0", ["optim.lr=0", "number > 0"]),
-        ("init.name=foo", ["init.name=foo", "one of constant, kaiming, lecun, lsuv, normal, orthogonal"]),
+        ("init.name=foo", ["init.name=foo", "one of constant, kaiming, lecun, lsuv, meanfield, normal"]),
         (MNIST_MISSING, ["no-mnist", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
     ],
     ids=["depth", "width", "dropout", "lr", "init_name", "mnist_missing"],

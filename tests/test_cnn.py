@@ -156,7 +156,7 @@ def test_cnn_on_gaussian_data_is_refused_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "initlab: error: model=cnn is not allowed with data=gaussian: "
-        "expected an image data set (digits, mnist, shapeset)"
+        "expected an image data set (cifar10, digits, fashion_mnist, mnist, shapeset)"
     )
     assert not list(tmp_path.glob("*.parquet"))
 

@@ -1,16 +1,17 @@
-"""Data loaders (seeded, balanced, standardized), augmentation, and the MNIST IDX reader."""
+"""Data loaders (seeded, balanced, standardized), augmentation, the IDX reader and CIFAR-10 batches."""
 
 from __future__ import annotations
 
 import gzip
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from initlab.data import MNIST_FILES, DataError, augment, load_data, read_idx
+from initlab.data import CIFAR10_FILES, MNIST_FILES, DataError, augment, load_data, read_idx
 
 # --- gaussian -----------------------------------------------------------------------------------------
 
@@ -67,7 +68,7 @@ def test_digits_split_is_deterministic_and_a_partition(make_cfg) -> None:
     assert len(a.y_test) == round(1797 * 0.25) and len(a.y_train) == 1797 - len(a.y_test)
     labels = np.bincount(a.y_train.numpy(), minlength=10) + np.bincount(a.y_test.numpy(), minlength=10)
     assert np.array_equal(labels, np.bincount(load_digits().target))  # every image in exactly one split
-    assert a.image_shape == (8, 8) and a.n_classes == 10 and a.n_features == 64
+    assert a.image_shape == (1, 8, 8) and a.n_classes == 10 and a.n_features == 64
     small = load_data(make_cfg("data=digits", "data.n_train=100").data)
     assert len(small.y_train) == 100 and torch.equal(small.y_test, a.y_test)
 
@@ -75,7 +76,7 @@ def test_digits_split_is_deterministic_and_a_partition(make_cfg) -> None:
 def test_shapeset_shape(make_cfg) -> None:
     d = load_data(make_cfg("data=shapeset", "data.n_train=30", "data.n_test=20").data)
     assert d.x_train.shape == (30, 1024) and d.x_test.shape == (20, 1024)
-    assert d.image_shape == (32, 32) and d.n_classes == 9
+    assert d.image_shape == (1, 32, 32) and d.n_classes == 9
 
 
 # --- augmentation -------------------------------------------------------------------------------------
@@ -99,8 +100,8 @@ def test_augmentation_uses_only_its_generator(make_cfg) -> None:
     cfg = augment_cfg(make_cfg, noise=0.1, rotate=20, shift=2)
     x = torch.randn(8, 64)
     global_state = torch.random.get_rng_state()
-    a = augment(x, cfg, (8, 8), torch.Generator().manual_seed(3))
-    b = augment(x, cfg, (8, 8), torch.Generator().manual_seed(3))
+    a = augment(x, cfg, (1, 8, 8), torch.Generator().manual_seed(3))
+    b = augment(x, cfg, (1, 8, 8), torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and not torch.equal(a, x)
     assert torch.equal(torch.random.get_rng_state(), global_state)
 
@@ -108,7 +109,7 @@ def test_augmentation_uses_only_its_generator(make_cfg) -> None:
 def test_no_augmentation_is_the_identity_and_geometry_needs_images(make_cfg) -> None:
     x = torch.randn(4, 64)
     gen = torch.Generator().manual_seed(0)
-    assert torch.equal(augment(x, augment_cfg(make_cfg), (8, 8), gen), x)
+    assert torch.equal(augment(x, augment_cfg(make_cfg), (1, 8, 8), gen), x)
     assert torch.equal(augment(x, augment_cfg(make_cfg, rotate=30, shift=2), None, gen), x)  # not images
 
 
@@ -130,7 +131,9 @@ def test_shift_moves_the_image_by_the_drawn_number_of_pixels(make_cfg) -> None:
     u = draws(5, n)
     for ramp, which in ((COLS, 1), (ROWS, 2)):
         x = ramp.reshape(1, -1).repeat(n, 1)
-        out = augment(x, augment_cfg(make_cfg, shift=shift), (SIDE, SIDE), torch.Generator().manual_seed(5))
+        out = augment(
+            x, augment_cfg(make_cfg, shift=shift), (1, SIDE, SIDE), torch.Generator().manual_seed(5)
+        )
         moved = (out - x).view(n, SIDE, SIDE)[:, 4:-4, 4:-4]  # away from the clamped border
         expected = (u[:, which] * shift).view(n, 1, 1).expand_as(moved)
         torch.testing.assert_close(moved, expected, atol=1e-4, rtol=0)
@@ -144,7 +147,7 @@ def test_rotation_turns_the_image_by_the_drawn_angle(make_cfg) -> None:
     theta = draws(11, n)[:, 0] * math.radians(rotate)
     x_c, y_c = COLS - CENTER, ROWS - CENTER
     x = x_c.reshape(1, -1).repeat(n, 1)
-    out = augment(x, augment_cfg(make_cfg, rotate=rotate), (SIDE, SIDE), torch.Generator().manual_seed(11))
+    out = augment(x, augment_cfg(make_cfg, rotate=rotate), (1, SIDE, SIDE), torch.Generator().manual_seed(11))
     expected = torch.cos(theta).view(n, 1, 1) * x_c - torch.sin(theta).view(n, 1, 1) * y_c
     inside = x_c**2 + y_c**2 < (CENTER - 1) ** 2  # rotated points that stay inside the image
     torch.testing.assert_close(out.view(n, SIDE, SIDE)[:, inside], expected[:, inside], atol=1e-4, rtol=0)
@@ -209,7 +212,7 @@ def test_read_idx_rejects_bad_and_truncated_files(tmp_path: Path) -> None:
 def test_load_mnist_from_root(make_cfg, tmp_path: Path, gz: bool) -> None:
     arrays = fake_mnist(tmp_path / "mnist", gz)
     d = load_data(make_cfg("data=mnist", f"data.root={tmp_path / 'mnist'}").data)
-    assert d.image_shape == (6, 6) and d.n_classes == 10
+    assert d.image_shape == (1, 6, 6) and d.n_classes == 10
     assert d.x_train.shape == (12, 36) and d.x_test.shape == (5, 36)
     assert np.array_equal(d.y_train.numpy(), arrays["y_train"]) and np.array_equal(
         d.y_test.numpy(), arrays["y_test"]
@@ -237,3 +240,110 @@ def test_missing_mnist_names_the_directory_and_the_missing_files(make_cfg, tmp_p
     assert str(root) in message
     assert MNIST_FILES["x_test"] in message and MNIST_FILES["y_test"] in message
     assert MNIST_FILES["x_train"] not in message and MNIST_FILES["y_train"] not in message
+
+
+def test_load_fashion_mnist_reads_idx_like_mnist(make_cfg, tmp_path: Path) -> None:
+    arrays = fake_mnist(tmp_path / "fashion", gz=True)
+    d = load_data(make_cfg("data=fashion_mnist", f"data.root={tmp_path / 'fashion'}").data)
+    assert d.name == "fashion_mnist" and d.image_shape == (1, 6, 6) and d.x_train.shape == (12, 36)
+    assert np.array_equal(d.y_test.numpy(), arrays["y_test"])
+    with pytest.raises(DataError, match="Fashion-MNIST files not found"):
+        load_data(make_cfg("data=fashion_mnist", f"data.root={tmp_path / 'none'}").data)
+
+
+def test_corrupt_idx_files_name_the_file(make_cfg, tmp_path: Path) -> None:
+    root = tmp_path / "mnist"
+    fake_mnist(root, gz=True)
+    (root / (MNIST_FILES["x_test"] + ".gz")).write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(DataError) as info:
+        load_data(make_cfg("data=mnist", f"data.root={root}").data)
+    assert MNIST_FILES["x_test"] in str(info.value) and "\n" not in str(info.value)
+    fake_mnist(root, gz=True)
+    write_idx(root / MNIST_FILES["y_train"], np.zeros(3, np.uint8))  # plain file found before the .gz
+    with pytest.raises(DataError, match="do not match: images \\(12, 6, 6\\), labels \\(3,\\)"):
+        load_data(make_cfg("data=mnist", f"data.root={root}").data)
+
+
+def fake_cifar10(root: Path, per_batch: int = 4) -> dict[str, np.ndarray]:
+    """The python-version layout of CIFAR-10 with ``per_batch`` random images per batch file."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    out: dict[str, list[np.ndarray]] = {"x_train": [], "y_train": [], "x_test": [], "y_test": []}
+    for split, names in CIFAR10_FILES.items():
+        for name in names:
+            data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+            labels = rng.integers(0, 10, per_batch).tolist()
+            with open(root / name, "wb") as f:  # the keys are bytes, as in the files made by Python 2
+                pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data}, f)
+            out[f"x_{split}"].append(data)
+            out[f"y_{split}"].append(np.array(labels))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def test_load_cifar10_batches(make_cfg, tmp_path: Path) -> None:
+    arrays = fake_cifar10(tmp_path / "cifar-10-batches-py")
+    for root in (tmp_path, tmp_path / "cifar-10-batches-py"):  # the folder, or the one it was unpacked in
+        d = load_data(make_cfg("data=cifar10", f"data.root={root}").data)
+        assert d.image_shape == (3, 32, 32) and d.n_classes == 10
+        assert d.x_train.shape == (20, 3072) and d.x_test.shape == (4, 3072)
+        assert np.array_equal(d.y_train.numpy(), arrays["y_train"])
+        assert np.array_equal(d.y_test.numpy(), arrays["y_test"])
+    raw = arrays["x_train"].astype(np.float64)
+    mean, std = raw.mean(), raw.std()
+    np.testing.assert_allclose(d.x_train.numpy(), (raw - mean) / std, atol=1e-5)
+    # (C, H, W) order: channel 1 (green) of image 0 at row 2, column 5 is value 1024 + 2 * 32 + 5
+    image = d.x_train.view(-1, *d.image_shape)[0]
+    assert image[1, 2, 5].item() == pytest.approx((raw[0, 1024 + 2 * 32 + 5] - mean) / std, abs=1e-5)
+    small = load_data(
+        make_cfg("data=cifar10", f"data.root={tmp_path}", "data.n_train=6", "data.n_test=3").data
+    )
+    assert len(small.y_train) == 6 and len(small.y_test) == 3
+
+
+def test_cifar10_augment_moves_all_channels_together(make_cfg, tmp_path: Path) -> None:
+    fake_cifar10(tmp_path / "c")
+    d = load_data(make_cfg("data=cifar10", f"data.root={tmp_path / 'c'}").data)
+    x = d.x_train[:1].view(1, 3, 32, 32)[:, :1].expand(1, 3, 32, 32).reshape(1, -1)  # three equal channels
+    out = augment(
+        x, augment_cfg(make_cfg, rotate=20, shift=3), d.image_shape, torch.Generator().manual_seed(2)
+    )
+    channels = out.view(3, 32, 32)
+    assert not torch.equal(out, x)
+    assert torch.equal(channels[0], channels[1]) and torch.equal(channels[1], channels[2])
+
+
+def test_missing_or_corrupt_cifar10_files_name_them(make_cfg, tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    fake_cifar10(root)
+    (root / "data_batch_3").unlink()
+    with pytest.raises(DataError) as info:
+        load_data(make_cfg("data=cifar10", f"data.root={root}").data)
+    assert "data_batch_3" in str(info.value) and "data_batch_2" not in str(info.value)
+    damaged = {
+        "test_batch": b"not a pickle",
+        "data_batch_1": pickle.dumps({b"labels": [1], b"data": np.zeros((1, 100), np.uint8)}),
+        "data_batch_2": pickle.dumps([1, 2, 3]),
+        "data_batch_4": pickle.dumps({b"labels": [1]}),
+        "data_batch_5": pickle.dumps(__import__("os").getcwd),  # code, which must never run
+    }
+    for name, content in damaged.items():
+        fake = tmp_path / name
+        fake.mkdir()
+        fake_cifar10(fake / "c")
+        (fake / "c" / name).write_bytes(content)
+        with pytest.raises(DataError) as info:
+            load_data(make_cfg("data=cifar10", f"data.root={fake / 'c'}").data)
+        message = str(info.value)
+        assert message.startswith(f"{fake / 'c' / name} is not a CIFAR-10 batch") and "\n" not in message
+
+
+def test_mlp_trains_on_flattened_cifar10(make_cfg, tmp_path: Path) -> None:
+    from initlab import load_run
+    from initlab.train import train
+
+    fake_cifar10(tmp_path / "c")
+    cfg = make_cfg("data=cifar10", f"data.root={tmp_path / 'c'}", "train.steps=3", "train.batch_size=4")
+    summary = train(cfg, tmp_path / "run")
+    assert summary["status"] == "completed" and summary["steps_done"] == 3
+    layers = load_run(tmp_path / "run").layers
+    assert set(layers.loc[layers["layer"] == 1, "fan_in"]) == {3 * 32 * 32}  # the MLP sees 3072 inputs

@@ -194,7 +194,8 @@ def test_real_sweep_every_figure_png_and_pdf(
 ) -> None:
     assert cli.main(["plot", str(real["sweep"]), "--format", "png,pdf"]) == 0
     captured = capsys.readouterr()
-    assert "Traceback" not in captured.err and "skipped" not in captured.err
+    skipped = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert "Traceback" not in captured.err and all(" phase: " in line for line in skipped)  # phase: a grid
     printed = [Path(line) for line in captured.out.splitlines()]
     out = real["sweep"] / "figures"
     assert all(p.parent == out and p.exists() for p in printed)
@@ -213,7 +214,10 @@ def test_real_sweep_every_figure_png_and_pdf(
     assert "| tanh / standard |" in (out / "table.md").read_text()
 
 
-@pytest.mark.parametrize("name", list(P.FIGURES))
+NEEDS_A_GRID = ("phase",)  # drawn from a (σ_w², depth) sweep: tests/test_claims_theory.py
+
+
+@pytest.mark.parametrize("name", [n for n in P.FIGURES if n not in NEEDS_A_GRID])
 def test_each_figure_from_real_runs(name: str, sweep_runs: list[RunData]) -> None:
     opts = P.Options()
     outputs = P.FIGURES[name][0](sweep_runs, opts)
@@ -326,8 +330,14 @@ def test_curves_known_numbers_and_colors(hand: list[RunData]) -> None:
         for line in ax.get_lines():
             init = "standard" if "init=standard" in line.get_label() else "xavier"
             assert line.get_color() == P.INIT_COLORS[init]
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "init=standard data=mnist (2 seeds)" in legend and "test (bold)" in legend
+    # the legend lists what differs once: colors (init), line styles (data), not every combination
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["init=standard", "init=xavier", "data=mnist", "data=shapeset",
+                     "2 seeds: one line each", "test (bold)", "train (thin)"]  # fmt: skip
+    handles = dict(zip(texts, legend.legend_handles, strict=True))
+    assert handles["init=xavier"].get_color() == P.INIT_COLORS["xavier"]
+    assert handles["data=mnist"].get_linestyle() != handles["data=shapeset"].get_linestyle()
 
 
 def test_depth_reference_line(hand: list[RunData]) -> None:
@@ -498,3 +508,76 @@ def test_out_dir_and_glob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # two paths, no --out: figures/ in the folder that holds both
     assert P.main([str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--figures", "table"]) == 0
     assert (tmp_path / "runs" / "figures" / "table.md").exists()
+
+
+# --------------------------------------------------------------------------- palette and legends
+
+
+def test_palette_is_colorblind_safe_and_distinct_where_compared() -> None:
+    from initlab.plots.style import OKABE_ITO
+
+    assert set(P.INIT_COLORS.values()) <= set(OKABE_ITO) and set(P.ACT_COLORS.values()) <= set(OKABE_ITO)
+    compared = [  # what the presets put side by side
+        ("init", ["standard", "xavier"]), ("init", ["xavier_normal", "kaiming_normal"]),
+        ("init", ["lsuv", "orthogonal"]), ("init", ["zeros", "constant", "xavier"]),
+        ("act", ["sigmoid", "tanh", "softsign"]), ("act", ["selu", "tanh", "relu"]),
+    ]  # fmt: skip
+    for group, names in compared:
+        palette = P.INIT_COLORS if group == "init" else P.ACT_COLORS
+        colors = {palette[n] for n in names}
+        assert len(colors) == len(names), names
+        assert not {"#E69F00", "#D55E00"} <= colors, names  # orange and vermillion look alike as lines
+
+
+def test_settings_sharing_a_palette_color_get_distinct_colors(tmp_path: Path) -> None:
+    for i, init in enumerate(["xavier", "xavier_uniform", "standard"]):  # xavier = xavier_uniform: one color
+        write_run(tmp_path / str(i), [f"init={init}"], probes=False)
+    styles = P.styles(P.collect_runs([tmp_path]))
+    assert styles["init=standard"]["color"] == P.INIT_COLORS["standard"]
+    assert styles["init=xavier"]["color"] == P.INIT_COLORS["xavier"]
+    assert len({s["color"] for s in styles.values()}) == 3
+
+
+def _extent(artist: Any) -> Any:
+    return artist.get_window_extent()
+
+
+def test_compared_panels_share_y_and_legends_stay_off_the_data(hand: list[RunData]) -> None:
+    two = [r for r in hand if r.value("data") == "shapeset" and r.value("seed") == "0"]  # standard, xavier
+    fig = _one(P.fig_hist(two, P.Options()), "hist_grad_preact_step0")
+    top, bottom = fig.axes[:2]
+    assert top.get_shared_y_axes().joined(top, bottom) and top.get_ylim() == bottom.get_ylim()
+    fig.draw_without_rendering()
+    for ax in (top, bottom):
+        assert _extent(ax.get_legend()).x0 >= _extent(ax).x1  # beside the panel, not on it
+
+    fig = _one(P.fig_percentiles(two, P.Options()))
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "85th percentile", "50th percentile (median)", "15th percentile"
+    ]  # fmt: skip
+    fig.draw_without_rendering()
+    assert _extent(legend).y1 <= min(_extent(ax).y0 for ax in fig.axes if ax.get_visible())
+
+
+def test_legend_lists_each_color_and_line_style_once_with_short_keys(tmp_path: Path) -> None:
+    i = 0
+    for depth in (2, 3):
+        for width in (256, 512):
+            for regime in ("none", "paper"):
+                write_run(
+                    tmp_path / str(i),
+                    [f"model.depth={depth}", f"model.width={width}", f"+dropout_regime={regime}"],
+                    probes=False,
+                )
+                i += 1
+    runs = P.collect_runs([tmp_path])
+    fig = _one(P.fig_curves(runs, P.Options(color_by="dropout_regime")))
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == [
+        "dropout_regime=none", "dropout_regime=paper", "depth=2 width=256", "depth=2 width=512",
+        "depth=3 width=256", "depth=3 width=512", "test (bold)", "train (thin)",
+    ]  # fmt: skip
+    fig.draw_without_rendering()
+    assert _extent(fig.legends[0]).height < 0.25 * fig.bbox.height  # three rows of four, not a third

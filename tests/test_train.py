@@ -192,7 +192,7 @@ def test_divergence_at_the_first_step(make_cfg, tmp_path: Path) -> None:
         ("optim.lr=0", "optim.lr=0 is not allowed: expected a number > 0"),
         (
             "init.name=foo",
-            "init.name=foo is not allowed: expected one of constant, kaiming, lecun, lsuv, normal",
+            "init.name=foo is not allowed: expected one of constant, kaiming, lecun, lsuv, meanfield, normal",
         ),
         ("init.gain=-1", "init.gain=-1 is not allowed: expected null or a number > 0"),
         (

@@ -7,7 +7,7 @@ Thresholds come from the papers and from theory, not from tuning. ``initlab chec
 whose preset appears among the runs, prints a table and writes it to ``DIR/claims.md``.
 
 Claims live in one module per source (``glorot``, ``he``, ``he_conv``, ``ioffe``, ``srivastava``,
-``handbook``) and register themselves with the :func:`claim` decorator.
+``handbook``, ``theory``) and register themselves with the :func:`claim` decorator.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Claim:
 
 
 CLAIMS: list[Claim] = []
-MODULES = ("glorot", "he", "he_conv", "ioffe", "srivastava", "handbook")
+MODULES = ("glorot", "he", "he_conv", "ioffe", "srivastava", "handbook", "theory")
 
 
 def claim(preset: str, source: str, text: str, threshold: str, passes: Callable[[float], bool]):

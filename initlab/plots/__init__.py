@@ -13,7 +13,8 @@ One module per family of figures -- :mod:`~initlab.plots.hist`, :mod:`~initlab.p
 ``percentiles``), :mod:`~initlab.plots.curves` (``curves``, ``table``), :mod:`~initlab.plots.depth`,
 :mod:`~initlab.plots.heatmap` -- on top of :mod:`~initlab.plots.style` (the look) and
 :mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.command` is the command and
-holds :data:`FIGURES`. Runs are read through :mod:`initlab.runs` only.
+holds :data:`FIGURES`; :mod:`~initlab.plots.drawing` offers each figure as a function that draws into a given
+Matplotlib Figure or Axes (for notebooks). Runs are read through :mod:`initlab.runs` only.
 
 Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot): nothing is shown,
 nothing global has to be closed, and importing this package does not change a notebook's backend.
@@ -23,6 +24,16 @@ from initlab.plots.command import FIGURES, main, write_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import DEPTH_QUANTITIES, fig_depth
+from initlab.plots.drawing import (
+    DRAW,
+    draw,
+    draw_curves,
+    draw_depth,
+    draw_heatmap,
+    draw_hist,
+    draw_percentiles,
+    draw_stats,
+)
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
 from initlab.plots.over_time import fig_percentiles, fig_stats
@@ -32,6 +43,7 @@ from initlab.runs import collect_runs, label, swept_keys
 __all__ = [
     "ACT_COLORS",
     "DEPTH_QUANTITIES",
+    "DRAW",
     "FIGURES",
     "HIST_QUANTITIES",
     "INIT_COLORS",
@@ -40,6 +52,13 @@ __all__ = [
     "Output",
     "Skip",
     "collect_runs",
+    "draw",
+    "draw_curves",
+    "draw_depth",
+    "draw_heatmap",
+    "draw_hist",
+    "draw_percentiles",
+    "draw_stats",
     "fig_curves",
     "fig_depth",
     "fig_heatmap",

@@ -2,6 +2,8 @@
 
 A figure function takes the runs and :class:`Options` and returns ``(name, Figure)`` pairs -- or ``(file
 name, text)`` for text outputs -- or raises :class:`Skip` with the reason it cannot be drawn from these runs.
+Every figure gets its panels from :func:`new_figure`, which draws into ``Options.target`` when the Python
+API (:mod:`initlab.plots.drawing`) hands one over: a notebook's Figure, SubFigure or Axes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, FigureBase
 
+from initlab.errors import UserError
 from initlab.plots.style import (
     MAX_PANELS,
     STEP_LABEL,
@@ -42,6 +45,8 @@ class Options:
     error axes. ``color_by``: the swept key that picks the colors (default: init, else act). ``ref_ratio``:
     in ``depth``, a dashed reference line whose variance changes by this factor per layer (0.5: He et al.'s
     2^-L for Xavier-initialized ReLU layers).
+    ``target``: where to draw instead of a new Figure -- a Figure or SubFigure to fill with the panels,
+    or the Axes (one per panel) to draw into; set by :mod:`initlab.plots.drawing`, never by the command.
     Figure functions append one line to ``notes`` for each part they had to leave out.
     """
 
@@ -52,6 +57,7 @@ class Options:
     color_by: str | None = None
     ref_ratio: float | None = None
     notes: list[str] = field(default_factory=list)
+    target: Any = None
 
 
 Output = tuple[str, Figure | str]
@@ -72,14 +78,39 @@ def styled(fn: FigureFunction) -> FigureFunction:
 
 
 def new_figure(
-    nrows: int, ncols: int, panel: tuple[float, float], **subplots: Any
+    nrows: int, ncols: int, panel: tuple[float, float], target: Any = None, **subplots: Any
 ) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots)
-    return fig, axes
+    """A figure with an ``nrows`` x ``ncols`` grid of panels of ``panel`` inches, or the given ``target``.
+
+    ``target`` (see :class:`Options`): a Figure or SubFigure gets the grid added (a figure without a
+    layout engine gets the constrained one, which the outside legends need); Axes -- one, or a sequence
+    with one per panel -- are used as the grid in row order.
+    """
+    if target is None:
+        fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + 0.6), layout="constrained")
+        return fig, fig.subplots(nrows, ncols, squeeze=False, **subplots)
+    if isinstance(target, FigureBase):
+        root = target.get_figure(root=True) if hasattr(target, "get_figure") else target.figure
+        if isinstance(root, Figure) and root.get_layout_engine() is None:
+            root.set_layout_engine("constrained")
+        return target, target.subplots(nrows, ncols, squeeze=False, **subplots)  # type: ignore[return-value]
+    axes = np.asarray(target, dtype=object).reshape(-1)
+    if len(axes) != nrows * ncols:
+        raise UserError(
+            f"this figure has {nrows * ncols} panel(s) ({nrows}x{ncols}) but {len(axes)} Axes were given: "
+            "pass as many Axes, or fig= to fill a whole Figure"
+        )
+    return axes[0].figure, axes.reshape(nrows, ncols)
 
 
-def suptitle(fig: Figure, what: str, runs: Sequence[Run]) -> None:
+def into_axes(opts: Options | None) -> bool:
+    """True when drawing into Axes the caller owns: their figure's title and legend are left alone."""
+    return opts is not None and opts.target is not None and not isinstance(opts.target, FigureBase)
+
+
+def suptitle(fig: Figure, what: str, runs: Sequence[Run], opts: Options | None = None) -> None:
+    if into_axes(opts):
+        return
     setup = setup_title(runs)
     fig.suptitle(f"{what}\n{setup}" if setup else what)
 
@@ -148,10 +179,20 @@ def layer_stem(layers: set[int]) -> str:
     return f"layer{next(iter(layers))}" if len(layers) == 1 else "last_hidden"
 
 
-def figure_legend(fig: Figure, handles: Sequence[Any], labels: Sequence[str]) -> None:
-    """One legend for the whole figure, below the panels, so long labels never shrink the axes."""
+def figure_legend(
+    fig: Figure, handles: Sequence[Any], labels: Sequence[str], opts: Options | None = None
+) -> None:
+    """One legend for the whole figure, below the panels, so long labels never shrink the axes.
+
+    Drawn into the caller's Axes (:func:`into_axes`), the legend goes into the last of them instead.
+    """
     labels = [wrap(text, 50) for text in labels]
-    ncols = max(1, min(len(labels), 3 if max(map(len, labels), default=0) <= 30 else 2))
+    if into_axes(opts):
+        last = np.asarray(opts.target, dtype=object).reshape(-1)[-1]  # type: ignore[union-attr]
+        last.legend(handles, labels, loc="best")
+        return
+    longest = max((len(line) for text in labels for line in text.splitlines()), default=0)
+    ncols = max(1, min(len(labels), 4 if longest <= 22 else 3 if longest <= 30 else 2))
     fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
 
 

@@ -27,6 +27,7 @@ from initlab.plots.common import (
 from initlab.plots.style import (
     RANK,
     group_runs,
+    legend_entries,
     styles,
 )
 from initlab.runs import SEED_KEY, Run, natural_key, order_key, swept_keys
@@ -39,13 +40,13 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
     if not usable:
         raise Skip("no run has metrics (metrics.parquet missing, empty or unreadable)")
     style = styles(runs, opts.color_by)
-    group_of = {id(r): (g, len(m)) for g, m in group_runs(runs) for r in m}
-    fig, axes = new_figure(1, 2, (5.2, 3.8))
+    group_of = {id(r): g for g, m in group_runs(runs) for r in m}
+    fig, axes = new_figure(1, 2, (5.2, 3.8), opts.target)
     ax_loss, ax_err = axes[0]
     handles: dict[str, Any] = {}
     any_diverged = False
     for run in usable:
-        group, n_seeds = group_of[id(run)]
+        group = group_of[id(run)]
         s = style[group]
         diverged = run.summary.get("status") == "diverged" or not np.isfinite(run.metrics["loss"]).all()
         for split, width, alpha in (("test", 2.0, 1.0), ("train", 1.0, 0.6)):
@@ -79,8 +80,12 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
                         label=f"{group} ({split}) diverged",
                     )
                     any_diverged = True
-        seeds = f" ({n_seeds} seeds)" if n_seeds > 1 else ""
-        handles.setdefault(group + seeds, Line2D([], [], color=s["color"], linestyle=s["linestyle"], lw=2))
+    for text, s in legend_entries(runs, opts.color_by):
+        handles[text] = Line2D([], [], color=s["color"], linestyle=s["linestyle"], lw=2)
+    seeds = {len(members) for _, members in group_runs(runs)}
+    if max(seeds) > 1:  # every seed is a line of its own
+        text = f"{seeds.pop()} seeds: one line each" if len(seeds) == 1 else "one line per seed"
+        handles[text] = Line2D([], [], linestyle="none")
     handles["test (bold)"] = Line2D([], [], color="0.3", linewidth=2)
     handles["train (thin)"] = Line2D([], [], color="0.3", linewidth=1, alpha=0.6)
     if any_diverged:
@@ -97,8 +102,8 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
     ax_err.set_title("error")
     for ax in (ax_loss, ax_err):
         step_axis(ax, runs, opts, probes=False)
-    figure_legend(fig, list(handles.values()), list(handles))
-    suptitle(fig, "Learning curves: training (thin) and test (bold) loss and error", runs)
+    figure_legend(fig, list(handles.values()), list(handles), opts)
+    suptitle(fig, "Learning curves: training (thin) and test (bold) loss and error", runs, opts)
     caption(
         fig,
         "Training (thin) and test (bold) cross-entropy and classification error against training steps, one "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from initlab.plots.common import (
@@ -26,11 +27,32 @@ from initlab.plots.common import (
 from initlab.plots.style import (
     QUANTITY_TEXT,
     group_runs,
+    legend_entries,
     styles,
 )
 from initlab.runs import Run
 
 DEPTH_QUANTITIES = ("preact", "act", "grad_preact")
+PREDICTION_TEXT = "dashed: mean-field prediction at step 0"
+
+
+def _prediction(ax: Any, run: Run, quantity: str, layers: Any, color: Any) -> Any:
+    """Draw a run's predicted step-0 variance (``theory.parquet``) as a dashed line; None when it has none."""
+    theory = run.theory
+    if not has_columns(theory, "quantity", "layer", "variance"):
+        return None
+    rows = theory[(theory["quantity"] == quantity) & theory["layer"].isin(layers)].sort_values("layer")
+    if rows.empty:
+        return None
+    (line,) = ax.plot(  # no label: the legend has one grey entry for every dashed line
+        rows["layer"].to_numpy(),
+        rows["variance"].to_numpy(),
+        color=color,
+        linestyle="--",
+        linewidth=1.2,
+        alpha=0.8,
+    )
+    return line
 
 
 @styled
@@ -45,8 +67,8 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         raise Skip("no run has per-layer statistics (layers.parquet missing, empty or unreadable)")
     style = styles(runs, opts.color_by)
     group_of = {id(r): g for g, m in group_runs(runs) for r in m}
-    fig, axes = new_figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6))
-    legend: dict[str, Any] = {}  # one entry per setting, though each has a line in every panel
+    fig, axes = new_figure(1, len(DEPTH_QUANTITIES), (4.0, 3.6), opts.target)
+    legend: dict[str, Any] = {}  # reference lines (the settings' entries come from legend_entries)
     steps_seen = set()
     any_finite = False
     for ax, quantity in zip(axes[0], DEPTH_QUANTITIES, strict=True):
@@ -71,7 +93,8 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
                 linestyle=style[group]["linestyle"],
                 label=group,
             )
-            legend.setdefault(group, ax.lines[-1])
+            if step == 0 and _prediction(ax, run, quantity, layers, style[group]["color"]) is not None:
+                legend.setdefault(PREDICTION_TEXT, Line2D([], [], color="0.4", linestyle="--"))
         if opts.ref_ratio is not None and quantity == "preact" and ax.lines:
             x0, y0 = ax.lines[0].get_xdata(), np.asarray(ax.lines[0].get_ydata(), dtype=float)
             if len(x0) and np.isfinite(y0[0]) and y0[0] > 0:
@@ -91,13 +114,23 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         ax.set_ylabel("variance (log scale)" if ax.get_yscale() == "log" else "variance (linear scale)")
     if not any_finite:
         raise Skip(f"no finite variance at step {wanted} (missing, or the run had diverged)")
-    figure_legend(fig, list(legend.values()), list(legend))
+    entries = {
+        text: Line2D([], [], marker="o", markersize=4, **s) for text, s in legend_entries(runs, opts.color_by)
+    }
+    figure_legend(fig, [*entries.values(), *legend.values()], [*entries, *legend], opts)
     step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
-    suptitle(fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs)
+    suptitle(
+        fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs, opts
+    )
     caption(
         fig,
         f"Variance (over units and examples) of the pre-activations, activations and back-propagated "
         f"gradients in each layer at "
-        f"{step_text}, one line per run: a straight line up or down means the variance explodes or vanishes.",
+        f"{step_text}, one line per run: a straight line up or down means the variance explodes or vanishes."
+        + (
+            " Dashed, same color: the run's mean-field prediction (theory.parquet)."
+            if PREDICTION_TEXT in legend
+            else ""
+        ),
     )
     return f"depth_step{wanted}", fig

@@ -88,7 +88,7 @@ def _heatmap(runs: list[Run], wanted: int | None, opts: Options) -> Output:
         raise Skip(f"no usable activation histograms of layer {wanted if wanted is not None else 'last'}")
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = new_figure(nrows, ncols, (4.4, 3.4))
+    fig, axes = new_figure(nrows, ncols, (4.4, 3.4), opts.target, sharey=True)
     layers = {layer for _, _, layer, _ in panels}
     where = f"layer {next(iter(layers))}" if len(layers) == 1 else "the last hidden layer"
     vmax = max(2.0, max(float(g[2].max()) for *_, g in panels))
@@ -109,7 +109,7 @@ def _heatmap(runs: list[Run], wanted: int | None, opts: Options) -> Output:
         label="values per bin (count, log scale)",
         shrink=1.0 if nrows == 1 else 0.6,
     )
-    suptitle(fig, f"Activation histogram of {where} over training", runs)
+    suptitle(fig, f"Activation histogram of {where} over training", runs, opts)
     caption(
         fig,
         f"Each column is the histogram of {where}'s activations at one probed step (color: log count), so "

@@ -35,15 +35,16 @@ HIST_QUANTITIES = ("act", "grad_preact", "grad_weight")
 def fig_hist(runs: list[Run], opts: Options) -> list[Output]:
     """Normalized per-layer histograms of act, grad_preact and grad_weight at a step (Glorot & Bengio 6-8)."""
     items = [(q, s) for q in HIST_QUANTITIES for s in opts.steps]
-    return each(items, lambda item: _hist(runs, item[0], item[1], opts), opts, "hist")
+    return each(items, lambda item: hist_figure(runs, item[0], item[1], opts), opts, "hist")
 
 
-def _hist(runs: list[Run], quantity: str, wanted: int | str, opts: Options) -> Output:
+def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options) -> Output:
+    """The histograms of one quantity at one step (the nearest probed step of each run)."""
     panels = representatives(runs, lambda r: not quantity_rows(r.hists, quantity).empty, opts, "hist")
     if not panels:
         raise Skip(f"no run has {quantity} histograms (hists.parquet missing, empty or unreadable)")
     n_layers = max(int(quantity_rows(r.hists, quantity)["layer"].max()) for _, r in panels)
-    fig, axes = new_figure(len(panels), 1, (7.0, 2.6), sharex=True)
+    fig, axes = new_figure(len(panels), 1, (7.0, 2.6), opts.target, sharex=True, sharey=True)
     drawn, steps_seen = 0, set()
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
         rows = quantity_rows(run.hists, quantity)
@@ -67,12 +68,14 @@ def _hist(runs: list[Run], quantity: str, wanted: int | str, opts: Options) -> O
         ax.set_title(wrap(f"{name} — step {step}", 90) if len(panels) > 1 else f"step {step}")
         ax.set_ylabel("fraction of values per bin")
         if ax.lines:
-            ax.legend(loc="upper right", ncols=2 if len(ax.lines) > 6 else 1)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=2 if len(ax.lines) > 8 else 1)
     if not drawn:
         raise Skip(f"no finite {quantity} histogram in the chosen layers at step {wanted}")
     axes[-1, 0].set_xlabel(f"{QUANTITY_TEXT[quantity]} (value)")
     step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
-    suptitle(fig, f"Normalized histograms of the {QUANTITY_TEXT[quantity]} per layer, {step_text}", runs)
+    suptitle(
+        fig, f"Normalized histograms of the {QUANTITY_TEXT[quantity]} per layer, {step_text}", runs, opts
+    )
     caption(
         fig,
         f"Distribution of the {QUANTITY_TEXT[quantity]} in each layer at {step_text} (fraction of values "

@@ -15,6 +15,7 @@ from initlab.plots.common import (
     Skip,
     caption,
     each,
+    figure_legend,
     finite,
     grid_cleanup,
     has_columns,
@@ -50,7 +51,7 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
     if not panels:
         raise Skip("no run has activation statistics (layers.parquet missing, empty or unreadable)")
     n_layers = max(int(quantity_rows(r.layers, quantity)["layer"].max()) for _, r in panels)
-    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), sharex=True)
+    fig, axes = new_figure(len(panels), 1, (7.5, 3.0), opts.target, sharex=True, sharey=True)
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
         rows = quantity_rows(run.layers, quantity).sort_values("step")
         output = run.output_layer(rows["layer"].unique())
@@ -69,6 +70,10 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
                 elinewidth=0.8,
                 label=f"{layer_name(layer, output)}: mean ± std",
             )
+            predicted = _predicted(run, quantity, layer)
+            if predicted is not None:  # the run's mean-field prediction at step 0 (theory.parquet)
+                ax.errorbar([0], [predicted[0]], yerr=[predicted[1]], color=color, marker="s", markersize=7,
+                            markerfacecolor="none", capsize=4, linestyle="none", elinewidth=0.8)  # fmt: skip
             if "p98" in d.columns:
                 ax.plot(
                     d["step"].to_numpy(),
@@ -87,16 +92,32 @@ def fig_stats(runs: list[Run], opts: Options) -> list[Output]:
         keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "mean" in lab]
         if keep:
             keep.append((Line2D([], [], color="0.3", marker="^", linestyle="none"), "98th percentile"))
+            if not run.theory.empty:
+                square = Line2D([], [], color="0.3", marker="s", markerfacecolor="none", linestyle="none")
+                keep.append((square, "mean-field prediction, step 0"))
             ax.legend(*zip(*keep, strict=True), loc="center left", bbox_to_anchor=(1.01, 0.5))
     for ax in axes[:-1, 0]:
         ax.set_xlabel("")
-    suptitle(fig, "Activation values per layer during training: mean ± std, 98th percentile", runs)
+    suptitle(fig, "Activation values per layer during training: mean ± std, 98th percentile", runs, opts)
     caption(
         fig,
         "Mean (points) and standard deviation (error bars) of each layer's activations over training, with "
-        "the 98th percentile as triangles: saturation shows as means or percentiles pinned at the bounds.",
+        "the 98th percentile as triangles: saturation shows as means or percentiles pinned at the bounds."
+        + (PREDICTION_NOTE if any(not r.theory.empty for _, r in panels) else ""),
     )
     return [("stats_act", fig)]
+
+
+PREDICTION_NOTE = " Hollow squares: the mean-field prediction at step 0 (theory.parquet)."
+
+
+def _predicted(run: Run, quantity: str, layer: int) -> tuple[float, float] | None:
+    """(mean, std) the run's ``theory.parquet`` predicts for ``quantity`` of ``layer`` at step 0, or None."""
+    theory = run.theory
+    if not has_columns(theory, "quantity", "layer", "mean", "variance"):
+        return None
+    row = theory[(theory["quantity"] == quantity) & (theory["layer"] == layer)]
+    return None if row.empty else (float(row["mean"].iloc[0]), float(row["variance"].iloc[0]) ** 0.5)
 
 
 @styled
@@ -125,7 +146,7 @@ def _percentiles(runs: list[Run], usable: Callable[[Run], bool], wanted: int | N
         raise Skip(f"no run has layer {wanted}" if wanted is not None else "no run has a hidden layer")
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = new_figure(nrows, ncols, (4.2, 3.2), sharey=True)
+    fig, axes = new_figure(nrows, ncols, (4.2, 3.2), opts.target, sharey=True)
     layers = {layer for _, _, layer in panels}
     where = f"layer {next(iter(layers))}" if len(layers) == 1 else "the last hidden layer"
     colors = styles(runs, opts.color_by)
@@ -141,11 +162,23 @@ def _percentiles(runs: list[Run], usable: Callable[[Run], bool], wanted: int | N
         ax.plot(steps, finite(d["p15"]), color=color, linestyle=":", linewidth=1, label="15th percentile")
         ax.set_title(panel_title(name if len(panels) > 1 else "", layer, layers))
         step_axis(ax, runs, opts)
-    axes[0, 0].legend(loc="best")
+    gray = {"color": "0.3"}
+    figure_legend(
+        fig,
+        [
+            Line2D([], [], linestyle="--", linewidth=1, **gray),
+            Line2D([], [], linewidth=2, **gray),
+            Line2D([], [], linestyle=":", linewidth=1, **gray),
+        ],
+        ["85th percentile", "50th percentile (median)", "15th percentile"],
+        opts,
+    )
     grid_cleanup(axes, len(panels))
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{QUANTITY_TEXT[quantity]} (value)")
-    suptitle(fig, f"Pre-activation distribution of {where} over training: 15th, 50th, 85th percentiles", runs)
+    suptitle(
+        fig, f"Pre-activation distribution of {where} over training: 15th, 50th, 85th percentiles", runs, opts
+    )
     caption(
         fig,
         f"How the input to the nonlinearity of {where} drifts during training (median with the 15–85% "

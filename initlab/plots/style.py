@@ -40,40 +40,50 @@ FORMATS = ("png", "pdf", "svg")
 MAX_PANELS = 12  # panels per figure; more runs than that: the first MAX_PANELS are drawn, with a note
 
 
+# The colorblind-safe palette of Okabe & Ito (2008, "Color Universal Design"), in the order free colors are
+# handed out; its yellow (#F0E442) is left out: too little contrast on white.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#949494"]
+BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, BLACK, GRAY = OKABE_ITO
+
 # Order matters: it is the panel / row order (Glorot & Bengio: "standard" on top, "normalized" below).
+# Names that the presets compare get clearly different colors (never orange next to vermillion); a variant
+# shares its family's color where it is the same init (xavier = xavier_uniform, kaiming = kaiming_normal).
+# Two settings of one figure never share a color: :func:`styles` gives a later one the next free color.
 INIT_COLORS: dict[str, str] = {
-    "standard": "#1f77b4",
-    "xavier": "#ff7f0e",
-    "xavier_uniform": "#d95f02",
-    "xavier_normal": "#fdb863",
-    "kaiming": "#2ca02c",
-    "kaiming_normal": "#1b7837",
-    "kaiming_uniform": "#a6dba0",
-    "lecun": "#9467bd",
-    "orthogonal": "#8c564b",
-    "lsuv": "#e377c2",
-    "normal": "#7f7f7f",
-    "torch_default": "#bcbd22",
-    "constant": "#17becf",
-    "zeros": "#000000",
+    "standard": BLUE,
+    "xavier": ORANGE,
+    "xavier_uniform": ORANGE,
+    "xavier_normal": VERMILLION,
+    "kaiming": GREEN,
+    "kaiming_normal": GREEN,
+    "kaiming_uniform": SKY,
+    "lecun": PURPLE,
+    "orthogonal": BLACK,
+    "lsuv": PURPLE,
+    "normal": PURPLE,
+    "torch_default": GRAY,
+    "constant": SKY,
+    "zeros": GRAY,
 }
 
 
 ACT_COLORS: dict[str, str] = {
-    "sigmoid": "#1f77b4",
-    "tanh": "#ff7f0e",
-    "softsign": "#2ca02c",
-    "relu": "#d62728",
-    "leaky_relu": "#ff9896",
-    "elu": "#9467bd",
-    "selu": "#8c564b",
-    "gelu": "#e377c2",
-    "silu": "#bcbd22",
-    "linear": "#7f7f7f",
+    "sigmoid": SKY,
+    "tanh": ORANGE,
+    "softsign": PURPLE,
+    "relu": BLUE,
+    "leaky_relu": VERMILLION,
+    "elu": BLACK,
+    "selu": GREEN,
+    "gelu": GRAY,
+    "silu": PURPLE,
+    "linear": GRAY,
 }
 
 
-FALLBACK_COLORS = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
+# Colors of settings that are not an init or activation, in order: vermillion late (it is close to orange),
+# black last (it reads as the legend's black-and-gray keys).
+FALLBACK_COLORS = [BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, GRAY, BLACK]
 
 
 LINESTYLES = ["-", "--", ":", "-."]
@@ -101,20 +111,25 @@ def group_runs(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
     return runs_group_runs(runs, RANK)
 
 
+def _color_key(runs: Sequence[Run], keys: list[str], color_by: str | None) -> str | None:
+    """The swept key that picks the colors: ``color_by`` if swept, else init, else act (else none)."""
+    if color_by in keys:
+        return color_by
+    return "init" if "init" in keys or not keys else "act" if "act" in keys else None
+
+
 def styles(runs: Sequence[Run], color_by: str | None = None) -> dict[str, dict[str, str]]:
     """Group label -> ``{"color", "linestyle"}``, the same for every figure of these runs.
 
     If the runs differ in ``init`` (or else in ``act``), the color comes from that name's fixed palette
     entry and the other swept settings get line styles; otherwise colors follow sorted label order.
     ``color_by`` names another swept key to color by (e.g. ``dropout``): its values get palette colors in
-    sorted order and the other swept settings line styles.
+    sorted order and the other swept settings line styles. Two values never share a color in one figure:
+    a value whose fixed color is taken gets the first free color of :data:`OKABE_ITO`.
     """
     keys = swept_keys(runs, ignore=[SEED_KEY])
     groups = group_runs(runs)
-    if color_by in keys:
-        color_key = color_by
-    else:
-        color_key = "init" if "init" in keys or not keys else "act" if "act" in keys else None
+    color_key = _color_key(runs, keys, color_by)
     palette = INIT_COLORS if color_key == "init" else ACT_COLORS
     if color_key not in (None, "init", "act"):
         values = sorted({str(m[0].value(color_key) or "") for _, m in groups}, key=natural_key)
@@ -124,21 +139,62 @@ def styles(runs: Sequence[Run], color_by: str | None = None) -> dict[str, dict[s
         {tuple(members[0].value(k) or "" for k in other) for _, members in groups},
         key=lambda values: [natural_key(v) for v in values],
     )
+    given: dict[str, str] = {}  # color value -> color, unique within these runs
     out = {}
     for i, (name, members) in enumerate(groups):
         run = members[0]
-        value = str(run.value(color_key) or "") if color_key else ""
+        value = str(run.value(color_key) or "") if color_key else name
         if color_key and value not in palette and color_key == "init":
             value = str(run.setting("init.name") or "")
-        color = palette.get(value) if color_key else None
-        if color is None:
-            color = FALLBACK_COLORS[i % len(FALLBACK_COLORS)]
+        if value not in given:
+            color = palette.get(value) if color_key else None
+            if color is None or color in given.values():
+                free = [c for c in FALLBACK_COLORS if c not in given.values()]
+                color = free[0] if free else FALLBACK_COLORS[i % len(FALLBACK_COLORS)]
+            given[value] = color
         style = "-"
         if other:
             index = other_values.index(tuple(run.value(k) or "" for k in other))
             style = LINESTYLES[index % len(LINESTYLES)]
-        out[name] = {"color": color, "linestyle": style}
+        out[name] = {"color": given[value], "linestyle": style}
     return out
+
+
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Override keys as a legend shows them: the last part (``model.depth`` -> ``depth``) where unique."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: end if last.count(end) == 1 else key for key, end in zip(keys, last, strict=True)}
+
+
+def legend_entries(runs: Sequence[Run], color_by: str | None = None) -> list[tuple[str, dict[str, str]]]:
+    """What a legend of these runs lists, as ``(label, {"color", "linestyle"})``: only what differs.
+
+    When colors follow one key and line styles the others (:func:`styles`), the legend lists each color
+    once (``init=xavier``) and each line style once in gray (``depth=2 width=256``) instead of every
+    combination; otherwise one entry per setting. Keys are shortened by :func:`short_keys`, seeds left out.
+    """
+    keys = swept_keys(runs, ignore=[SEED_KEY])
+    short = short_keys(keys)
+    groups = group_runs(runs)
+    style = styles(runs, color_by)
+    color_key = _color_key(runs, keys, color_by)
+    other = [k for k in keys if k != color_key] if color_key else []
+
+    def text(run: Run, which: Sequence[str]) -> str:
+        return " ".join(f"{short[k]}={run.value(k)}" for k in which if run.value(k) is not None)
+
+    if color_key in keys and other:
+        colors: dict[str, dict[str, str]] = {}
+        lines: dict[str, dict[str, str]] = {}
+        for name, members in groups:
+            colors.setdefault(
+                text(members[0], [color_key]), {"color": style[name]["color"], "linestyle": "-"}
+            )
+            lines.setdefault(
+                text(members[0], other), {"color": "0.35", "linestyle": style[name]["linestyle"]}
+            )
+        return [*colors.items(), *lines.items()]
+    return [(text(members[0], keys) or name, style[name]) for name, members in groups]
 
 
 def setup_title(runs: Sequence[Run]) -> str:

@@ -1,0 +1,300 @@
+"""Mean-field signal propagation: what an initialized fully-connected net should look like, layer by layer.
+
+A hidden layer l of the MLP computes h^l = W^l·a^(l−1) + b^l, a^l = φ(h^l) (a^0 = x, the input), with
+W^l_ij ~ (0, σ_w,l²/n_(l−1)) and b^l_i ~ (b̄_l, σ_b,l²). Over the weight distribution every pre-activation
+is (in the wide limit) Gaussian, h^l ~ N(b̄_l, q^l), and (Poole et al. 2016; Schoenholz et al. 2017, Eq. 3)
+
+    q^1 = σ_w,1²·E[x²] + σ_b,1²,            q^l = σ_w,l²·E_z[φ(b̄_(l−1) + √q^(l−1)·z)²] + σ_b,l²,
+
+with z ~ N(0, 1) and E[x²] the data's mean squared input. Each expectation is a Gauss–Hermite sum
+(:mod:`initlab.meanfield`); φ comes from the torch module of the run's activation.
+The activations have mean E[φ(h^l)] and variance E[φ(h^l)²] − E[φ(h^l)]². Inverted dropout with drop
+probability p multiplies the second moment a layer passes on by 1/(1−p).
+
+Backward (Glorot & Bengio 2010, Eqs. 6 and 13; Schoenholz et al. 2017, Eq. 13): δ^l = ∂L/∂h^l satisfies
+
+    Var[δ^l] = σ_w,(l+1)²·(n_(l+1)/n_l)·E[φ′(h^l)²]·Var[δ^(l+1)],
+
+the gradient-independence approximation: going down one layer the variance changes by χ₁ times the fan
+ratio fan_out/fan_in of the layer above. At the logits, δ = (softmax(h) − onehot(y))/B for a batch of B
+examples; with logits of small variance q (at init) E[Σ_k (p_k − y_k)²] ≈ 1 − 1/K + (K−1)·q/K² (second
+order in the logits; within 3 % of the exact value for q ≤ 1, 10 % at q = 3, 40 % at q = 6), so
+Var[δ^(L+1)] ≈ (1 − 1/K + (K−1)·q/K²)/(K·B²). The weight gradient ∂L/∂W^l = Σ_b δ^l a^(l−1) has
+Var[∂L/∂W^l] = B·Var[δ^l]·E[(a^(l−1))²] (Glorot & Bengio Eq. 14, uncorrelated examples) plus
+B(B−1)·E[δ^b·δ^b']·E[a^b·a^b'] over pairs of examples, which the correlation map of their inputs gives
+(:meth:`NetPrediction._pair_terms`): with correlated inputs (images) the per-example terms add up.
+
+The depth scales χ₁, ξ_q, ξ_c and the phase of the hidden layers come from :mod:`initlab.meanfield`.
+
+The σ_w² of an init scheme is n_in·Var[W] from its formula and the layer's fans (:data:`SIGMA_W2`), so a
+Xavier net whose first layer is 1024 → 256 has a different σ_w² there than in its 256 → 256 layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from initlab.meanfield import (  # noqa: F401 - the single-layer maps are part of this module's API
+    CRITICAL_BAND,
+    TRAINABLE_XI,
+    Activation,
+    DepthScales,
+    activation,
+    c_map,
+    c_star,
+    chi_1,
+    chi_c,
+    critical_sigma_w2,
+    depth_scale,
+    depth_scales,
+    gauss,
+    gauss2,
+    phase_of,
+    q_map,
+    q_star,
+)
+
+
+# -- a whole net -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """One weight layer: fans, σ_w² = n_in·Var[W], bias variance and mean, and the second-moment factor of
+    the dropout on its input (1/(1−p), 1 without dropout)."""
+
+    fan_in: int
+    fan_out: int
+    sigma_w2: float
+    sigma_b2: float = 0.0
+    bias_mean: float = 0.0
+    input_keep: float = 1.0
+
+
+@dataclass
+class NetPrediction:
+    """Per-layer step-0 predictions of a net (layer 1 = first hidden layer, last = the logits)."""
+
+    layers: list[LayerSpec]
+    phi: Activation
+    input_m2: float
+    batch_size: int
+    input_corrs: tuple[tuple[float, float], ...] = ((0.0, 1.0),)
+    label_spread: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rows = self._forward_backward()
+
+    def _forward_backward(self) -> list[dict[str, Any]]:
+        phi, specs, batch = self.phi, self.layers, self.batch_size
+        sq = lambda u: phi.phi(u) ** 2  # noqa: E731
+        rows: list[dict[str, Any]] = []
+        m2 = self.input_m2  # E[(a^(l−1))²] of the layer below, before dropout
+        below: list[float] = []
+        pre: list[tuple[float, float]] = []  # (mean, variance) of each layer's pre-activations
+        for i, s in enumerate(specs, start=1):
+            below.append(m2 * s.input_keep)
+            var = s.sigma_w2 * m2 * s.input_keep + s.sigma_b2
+            pre.append((s.bias_mean, var))
+            rows.append(_row(i, "preact", s.bias_mean, var))
+            if i < len(specs):
+                mean_a, m2 = gauss(phi.phi, var, s.bias_mean), gauss(sq, var, s.bias_mean)
+                rows.append(_row(i, "act", mean_a, m2 - mean_a**2))
+        k = specs[-1].fan_out
+        q_out = min(pre[-1][1], float(k))  # the expansion in the logits is only good for q ≲ 1; keep Σ p² ≤ 1
+        grads = [(1 - 1 / k + (k - 1) * q_out / k**2) / (k * batch**2)]
+        for i in range(len(specs) - 1, 0, -1):  # δ^l from δ^(l+1), l = L .. 1
+            above, (mean, var) = specs[i], pre[i - 1]
+            fan = above.sigma_w2 * above.fan_out / above.fan_in
+            grads.append(grads[-1] * fan * gauss(lambda u: phi.dphi(u) ** 2, var, mean) * above.input_keep)
+        pairs = sum(share * np.array(self._pair_terms(pre, c0)) for c0, share in self.input_corrs)
+        for i, (g, m2_in, pair) in enumerate(zip(grads[::-1], below, pairs, strict=True), 1):
+            rows.append(_row(i, "grad_preact", 0.0, g))
+            rows.append(_row(i, "grad_weight", 0.0, batch * g * m2_in + batch * (batch - 1) * pair))
+        return rows
+
+    def _pair_terms(self, pre: list[tuple[float, float]], c0: float) -> list[float]:
+        """E[δ^b·δ^b']·E[a^b·a^b'] per layer for two different examples whose inputs correlate by ``c0``.
+
+        Forward, the covariance of two examples' pre-activations follows Eq. 4 (unnormalized), with
+        E[a^b·a^b'] = E[φ(u₁)φ(u₂)]; backward, that of their gradients changes by
+        σ_w²·(fan ratio)·E[φ′(u₁)φ′(u₂)] per layer (dropout masks of different examples are independent:
+        no 1/(1−p) there). At the logits, E[e^b_k·e^b'_k] for e = softmax − onehot is
+        (1 − 1/K)·Cov[logits]/K² + mean_k (π_k − 1/K)² (labels independent of the logits at init).
+        """
+        phi, specs, batch = self.phi, self.layers, self.batch_size
+        cross, corrs, cross_in = c0 * self.input_m2, [], []
+        for i, (s, (mean, var)) in enumerate(zip(specs, pre, strict=True)):
+            cross_in.append(cross)
+            corrs.append(min(max((s.sigma_w2 * cross + s.sigma_b2) / var, -1.0), 1.0) if var > 0 else 1.0)
+            if i < len(specs) - 1:
+                cross = gauss2(phi.phi, phi.phi, var, corrs[-1], mean)
+        k = specs[-1].fan_out
+        q_out = min(pre[-1][1], float(k))
+        gamma = ((1 - 1 / k) * q_out * corrs[-1] / k**2 + self.label_spread) / batch**2
+        out = [gamma * cross_in[-1]]
+        for i in range(len(specs) - 1, 0, -1):
+            above, (mean, var) = specs[i], pre[i - 1]
+            gamma *= (
+                above.sigma_w2
+                * above.fan_out
+                / above.fan_in
+                * gauss2(phi.dphi, phi.dphi, var, corrs[i - 1], mean)
+            )
+            out.append(gamma * cross_in[i - 1])
+        return out[::-1]
+
+    @cached_property
+    def hidden(self) -> LayerSpec:
+        """The layer whose σ_w², σ_b² set the depth scales: the last hidden layer (hidden → hidden)."""
+        return self.layers[-2] if len(self.layers) >= 2 else self.layers[0]
+
+    @cached_property
+    def scales(self) -> DepthScales:
+        h = self.hidden
+        q1 = self.rows[0]["variance"]
+        return depth_scales(self.phi, h.sigma_w2 * h.input_keep, h.sigma_b2, q1)
+
+
+def _row(layer: int, quantity: str, mean: float, variance: float) -> dict[str, Any]:
+    mean = 0.0 if abs(mean) < 1e-12 * max(1.0, math.sqrt(max(variance, 0.0))) else float(mean)  # symmetric φ
+    return {"layer": layer, "quantity": quantity, "mean": mean, "variance": float(variance)}
+
+
+# -- from a run's config -----------------------------------------------------------------------------------
+# n_in·Var[W] of each init scheme for a layer with fans (n_in, n_out) and gain g (the gain the scheme uses for
+# that layer, see :func:`initlab.inits.layer_gain`). Schemes missing here (``constant``: weights of nonzero
+# mean; ``lsuv``: rescaled on data) have no mean-field prediction.
+SigmaW2 = Callable[[DictConfig, float, int, int], float]
+SIGMA_W2: dict[str, SigmaW2] = {
+    "zeros": lambda c, g, n_in, n_out: 0.0,
+    "normal": lambda c, g, n_in, n_out: float(c.std) ** 2 * n_in,
+    "standard": lambda c, g, n_in, n_out: 1.0 / 3.0,  # U[±1/√n_in]
+    "torch_default": lambda c, g, n_in, n_out: 1.0 / 3.0,  # kaiming_uniform(a=√5) = U[±1/√n_in]
+    "lecun": lambda c, g, n_in, n_out: 1.0,
+    "xavier": lambda c, g, n_in, n_out: g * g * 2.0 * n_in / (n_in + n_out),
+    "kaiming": lambda c, g, n_in, n_out: g * g * (1.0 if c.mode == "fan_in" else n_in / n_out),
+    "orthogonal": lambda c, g, n_in, n_out: g * g * min(n_in, n_out) / n_out,  # E[W²] = g²·min/(n_in·n_out)
+    "meanfield": lambda c, g, n_in, n_out: float(c.sigma_w2),
+}
+# (σ_b², b̄) of the bias; every other scheme sets the constant ``init.bias``.
+BIAS: dict[str, Callable[[DictConfig, int], tuple[float, float]]] = {
+    "torch_default": lambda c, n_in: (1.0 / (3.0 * n_in), 0.0),  # U[±1/√n_in]
+    "meanfield": lambda c, n_in: (float(c.sigma_b2), 0.0),
+}
+
+
+class NotApplicable(ValueError):
+    """The mean-field prediction does not apply to this config (the message says why)."""
+
+
+def not_applicable(cfg: DictConfig) -> str | None:
+    """Why the theory does not apply to a config, or None when it does."""
+    if cfg.model.name != "mlp":
+        return f"model={cfg.model.name}: the prediction covers fully-connected nets (mlp) only"
+    if cfg.model.get("norm", "none") != "none":
+        return f"model.norm={cfg.model.norm}: normalization layers are outside the mean-field recursion"
+    if cfg.init.name not in SIGMA_W2:
+        return f"init={cfg.init.name}: no variance formula (weights of nonzero mean or rescaled on data)"
+    return None
+
+
+def layer_specs(cfg: DictConfig, n_in: int, n_out: int) -> list[LayerSpec]:
+    """The weight layers of the config's MLP with the σ_w², σ_b² its init scheme gives each of them."""
+    from initlab.inits import layer_gain
+
+    m = cfg.model
+    widths = [n_in] + [int(m.width)] * int(m.depth) + [n_out]
+    hidden_keep = 1.0 / (1.0 - float(m.get("dropout", 0.0)))
+    specs = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        after = cfg.act if i < m.depth else OmegaConf.create({"name": "linear"})
+        gain = layer_gain(cfg.init, after)
+        bias = BIAS.get(cfg.init.name, lambda c, n: (0.0, float(c.get("bias", 0.0))))
+        sigma_b2, bias_mean = bias(cfg.init, a)
+        if not m.get("bias", True):
+            sigma_b2, bias_mean = 0.0, 0.0
+        keep = 1.0 / (1.0 - float(m.get("input_dropout", 0.0))) if i == 0 else hidden_keep
+        sigma_w2 = SIGMA_W2[cfg.init.name](cfg.init, gain, a, b)
+        specs.append(LayerSpec(a, b, sigma_w2, sigma_b2, bias_mean, keep))
+    return specs
+
+
+def input_second_moment(cfg: DictConfig) -> float:
+    """E[x²] of the training inputs: 1 after initlab's standardization, plus augment.noise² of added noise."""
+    return 1.0 + float(cfg.data.get("augment", {}).get("noise", 0.0)) ** 2
+
+
+def probed_batch(cfg: DictConfig) -> int:
+    """The number of examples whose mean loss the step-0 probe differentiates."""
+    return int(cfg.probe.get("fixed_batch", 0) or cfg.train.batch_size)
+
+
+def predict(
+    cfg: DictConfig,
+    n_in: int,
+    n_out: int,
+    input_m2: float | None = None,
+    input_corrs: tuple[tuple[float, float], ...] = ((0.0, 1.0),),
+    label_spread: float = 0.0,
+) -> NetPrediction:
+    """The step-0 prediction for a run's config (NotApplicable when the theory does not cover it).
+
+    ``input_m2`` = E[x²] (None: :func:`input_second_moment`); ``input_corrs`` = the distribution of
+    x^b·x^b'/(n·E[x²]) over pairs of different examples as (value, share) pairs (default: all 0, independent
+    zero-mean features); ``label_spread`` = mean_k (π_k − 1/K)² of the class prior π (0 for balanced
+    classes). The last two only enter the weight gradients: Σ_b δ^b·a^b adds up over correlated examples.
+    """
+    reason = not_applicable(cfg)
+    if reason:
+        raise NotApplicable(reason)
+    m2 = input_second_moment(cfg) if input_m2 is None else input_m2
+    return NetPrediction(
+        layer_specs(cfg, n_in, n_out), activation(cfg.act), m2, probed_batch(cfg), input_corrs, label_spread
+    )
+
+
+def prediction_frame(pred: NetPrediction) -> Any:
+    """One row per (layer, quantity): layer, quantity, fan_in, fan_out, sigma_w2, sigma_b2, mean, variance."""
+    import pandas as pd
+
+    frame = pd.DataFrame(pred.rows)
+    spec = pd.DataFrame([{"layer": i, **s.__dict__} for i, s in enumerate(pred.layers, start=1)])
+    frame = frame.merge(spec[["layer", "fan_in", "fan_out", "sigma_w2", "sigma_b2"]], on="layer")
+    return frame.sort_values(["quantity", "layer"], kind="stable").reset_index(drop=True)
+
+
+def write_prediction(
+    cfg: DictConfig, n_in: int, n_out: int, data_moments: tuple[Any, ...], run_dir: Any
+) -> dict[str, Any]:
+    """Write ``theory.parquet`` into a run directory; returns the fields for ``summary.json``.
+
+    ``data_moments``: E[x²], the distribution of the correlation of two examples' inputs and the label
+    spread, measured on the training set (see :func:`predict`).
+    """
+    from pathlib import Path
+
+    from initlab.storage import THEORY_FILE
+
+    path = Path(run_dir) / THEORY_FILE
+    path.unlink(missing_ok=True)  # a stale prediction of an earlier attempt in this directory
+    try:
+        pred = predict(cfg, n_in, n_out, *data_moments)
+        scales = summary_fields(pred)
+    except NotApplicable as exc:
+        return {"theory_skipped": str(exc)}
+    except (ArithmeticError, ValueError) as exc:  # a numerical failure must not stop the training run
+        return {"theory_skipped": f"prediction failed ({type(exc).__name__}: {exc})"}
+    prediction_frame(pred).assign(step=0).to_parquet(path, index=False)
+    return scales
+
+
+def summary_fields(pred: NetPrediction) -> dict[str, Any]:
+    """χ₁, ξ_c, ξ_q, q*, c*, phase and the trainable depth 6·ξ_c (what ``summary.json`` records)."""
+    return {"theory_" + k: v for k, v in pred.scales.as_dict().items()}
