@@ -7,16 +7,18 @@ programs that only read what runs left on disk.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from initlab import completion
 from initlab.config import config_dir, group_options, groups
-from initlab.errors import UserError
+from initlab.errors import AbortRun, UserError, hydra_error_line, one_line_warnings
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -31,28 +33,43 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from initlab import lifeline
     from initlab.sweep import configure_job
-    from initlab.train import train
 
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
     if multirun:
         configure_job(cfg, hc)  # torch threads and progress bar for parallel launchers
+    with lifeline.training():  # a job whose launcher dies records its status and indexes its sweep
+        _run_job(cfg, hc, multirun)
+
+
+def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
+    from initlab import lifeline, rundir
+    from initlab.sweep import index_orphaned_job, job_label
+    from initlab.train import train
+
+    run_dir = Path(hc.runtime.output_dir)
+    where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
+    label = job_label(hc) if multirun else None
     try:
-        summary = train(cfg, run_dir)  # writes summary.json, also the record of a failed run
+        summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
     except UserError as exc:
-        error(where + str(exc))
-        if multirun:
-            return
-        sys.exit(EXIT_USER_ERROR)
+        if not multirun:  # rejected before training: leave no run directory
+            rundir.discard()
+            raise AbortRun(str(exc)) from None
+        error(where + str(exc))  # a sweep's job keeps its `failed` record for the index
+        return
     except Exception as exc:
         if not multirun:
             raise
         error(f"{where}failed: {type(exc).__name__}: {exc}")  # recorded in summary.json by train()
         return
+    finally:
+        rundir.release()
     if summary["status"] == "interrupted":
+        if multirun and lifeline.orphaned(wait=1.0):  # (a signal to the whole group reaches the job first)
+            index_orphaned_job(Path(hc.sweep.dir))  # ends this process: it takes no further job
         if multirun:
             raise KeyboardInterrupt
         sys.exit(EXIT_INTERRUPTED)
@@ -63,10 +80,27 @@ def _task(cfg: DictConfig) -> None:
         )
 
 
+@contextlib.contextmanager
+def _hydra_raises() -> Iterator[None]:
+    """Let errors out of Hydra's app (which otherwise prints them over many lines and exits with 1)."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
 def cmd_run(argv: list[str]) -> int:
     """Train one network (or sweep with -m); arguments go to Hydra."""
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
+    from initlab import lifeline
     from initlab.objective import missing_sweeper, returning_objective
     from initlab.resume import resumable
     from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
@@ -79,13 +113,22 @@ def cmd_run(argv: list[str]) -> int:
     if problem := missing_sweeper(argv):
         raise UserError(problem)
     silence_launcher_schema_warning()
+    one_line_warnings()
+    lifeline.mark_launcher()  # the jobs of a sweep end when this process does
     # the job returns the configured objective (for sweepers such as Optuna)
     app = hydra.main(version_base=None, config_path=str(config_dir()), config_name="config")(
         returning_objective(resumable(_task))
     )
     sys.argv = ["initlab run", *argv]
     try:
-        app()
+        with _hydra_raises():
+            app()
+    except AbortRun as exc:  # refused before training: a bad value, a taken run directory...
+        error(str(exc))
+        return EXIT_USER_ERROR
+    except (HydraException, OmegaConfBaseException) as exc:  # unknown group option or key, bad override
+        error(hydra_error_line(exc))
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C in a sweep: the job in flight kept its logs; stop the sweep quietly
         index = index_interrupted_sweep()
         error(f"sweep interrupted; what its jobs logged is indexed in {index}" if index else "interrupted")
@@ -94,29 +137,41 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def _describe(path: Path) -> str:
-    """The first comment line of a config file, if any (Hydra's ``# @package`` header is not one)."""
+    """The first paragraph of a config file's header comment, joined into one line (``# @package`` and
+    ``#   command`` example lines are not part of it)."""
+    lines: list[str] = []
     for line in path.read_text().splitlines():
         if line.startswith("# @"):
             continue
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip() and not line.startswith("defaults") and not line.startswith("  -"):
-            break
-    return ""
+        text = line[1:].strip() if line.startswith("#") else None
+        if not text or line.startswith("#   "):  # end of the paragraph, an example, or the config itself
+            if lines or text is None:
+                break
+            continue
+        lines.append(text)
+    return " ".join(lines)
 
 
 def cmd_list(argv: list[str]) -> int:
     """Print every config group with its options (read from conf/)."""
     import argparse
+    import shutil
+    import textwrap
 
     parser = argparse.ArgumentParser(prog="initlab list", description=cmd_list.__doc__)
     parser.add_argument("group", nargs="?", choices=groups(), help="only this group")
     args = parser.parse_args(argv)
-    for group in [args.group] if args.group else groups():
+    chosen = [args.group] if args.group else groups()
+    options = {group: group_options(group) for group in chosen}
+    column = 2 + max(len(option) for names in options.values() for option in names) + 2
+    width = max(column + 30, shutil.get_terminal_size((100, 24)).columns)
+    for group in chosen:
         print(f"{group}:")
-        for option in group_options(group):
+        for option in options[group]:
             text = _describe(config_dir() / group / f"{option}.yaml")
-            print(f"  {option:<18} {text}".rstrip())
+            first = f"  {option:<{column - 4}}  "
+            wrapped = textwrap.fill(text, width, initial_indent=first, subsequent_indent=" " * column)
+            print(wrapped or first.rstrip())
     return 0
 
 

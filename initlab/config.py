@@ -176,6 +176,10 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
     if OmegaConf.select(cfg, "optim.nesterov") and not OmegaConf.select(cfg, "optim.momentum"):
         raise ConfigError("optim.nesterov=true is not allowed with optim.momentum=0: expected a momentum > 0")
+    if OmegaConf.select(cfg, "model.norm") == "batch" and OmegaConf.select(cfg, "train.batch_size") == 1:
+        raise ConfigError(  # batch statistics of one example: torch refuses the first step
+            "model.norm=batch is not allowed with train.batch_size=1: expected train.batch_size >= 2"
+        )
     data = OmegaConf.select(cfg, "data.name")
     _check_cnn(cfg, data)
     for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null

@@ -8,6 +8,52 @@ and what is allowed.
 
 from __future__ import annotations
 
+import re
+import warnings
+from typing import Any
+
 
 class UserError(ValueError):
     """Bad input: the message names the value and what is allowed, in one line."""
+
+
+class AbortRun(BaseException):  # noqa: N818  (not an error of the code: the reason a run stops)
+    """A run refused before it starts, raised from inside Hydra (whose callbacks turn an ``Exception`` into a
+    warning): ``initlab run`` prints the message as one ``initlab: error:`` line and exits with status 2."""
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """Hydra's composition error (unknown option or key, bad override) as one line.
+
+    Hydra's message spans lines: "Could not find 'act/foo'", its "Available options in 'act':" list (one per
+    line), the config search path (dropped here), and the OmegaConf cause.
+    """
+    text = str(exc).split("Config search path:")[0]
+    if exc.__cause__ is not None and str(exc.__cause__).strip():
+        text += "\n" + str(exc.__cause__).strip().splitlines()[0]
+    parts: list[str] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith(("full_key:", "object_type=", "See https://")):
+            continue
+        if _continues_options(line, parts):
+            parts[-1] += ("" if parts[-1].endswith(":") else ",") + " " + line
+        else:
+            parts.append(line)
+    if parts and (found := re.fullmatch(r"(?:In '[^']*': )?Could not find '(.+)/([^/']+)'", parts[0])):
+        group, option = found.groups()  # an unknown group option: say it as the other bad values are said
+        parts[0] = f"{group}={option} is not allowed: Could not find '{group}/{option}'"
+    return "; ".join(p.rstrip(".") for p in parts)
+
+
+def _continues_options(line: str, parts: list[str]) -> bool:
+    """Whether ``line`` continues an "Available options in 'group':" list."""
+    return bool(parts) and parts[-1].startswith("Available options") and " " not in line
+
+
+def one_line_warnings() -> None:
+    """Print warnings as ``initlab: warning: MESSAGE`` (Python's format adds the file, line and source)."""
+
+    def format_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+        return f"initlab: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = format_warning  # type: ignore[assignment]

@@ -3,9 +3,12 @@
 Every scheme fills the weight ``W`` of one layer (``nn.Linear``: ``n_out x n_in``; ``nn.Conv2d``:
 ``C_out x C_in x k x k``) in place and delegates to :mod:`torch.nn.init` wherever torch implements it.
 ``n_in`` is the fan-in, ``n_out`` the fan-out, as torch computes them: for a k x k convolution
-n_in = k²·C_in and n_out = k²·C_out (He et al. 2015, Eq. 10: n = k²c). The ``gain`` of a scheme
-follows the activation (``torch.nn.init.calculate_gain`` where torch defines one, 1 elsewhere) unless the
-config sets ``init.gain``.
+n_in = k²·C_in and n_out = k²·C_out (He et al. 2015, Eq. 10: n = k²c). Default gains
+(``conf/init/*.yaml``): ``xavier`` (both distributions) and ``orthogonal`` 1, as in Glorot & Bengio,
+Saxe et al. and ``torch.nn.init``; ``kaiming`` null, i.e. the activation's gain
+(``torch.nn.init.calculate_gain`` where torch defines one, 1 elsewhere), which is He et al.'s derivation;
+``lecun``, ``standard`` and the rest have none. ``init.gain=null`` makes any scheme with a gain follow the
+activation; a number sets it.
 
 ==================  ================================================  ========================================
 scheme              Var[W]                                            source
@@ -15,10 +18,11 @@ scheme              Var[W]                                            source
 ``normal``          std² (fixed, the naive "small random numbers")    folklore; Ioffe & Szegedy 2015 Fig. 1
 ``standard``        1/(3·n_in): U[-1/√n_in, 1/√n_in]                   Glorot & Bengio 2010, Eq. 1
 ``lecun``           1/n_in                                            LeCun et al. 1998, "Efficient BackProp"
-``xavier``          gain²·2/(n_in+n_out)                              Glorot & Bengio 2010, Eq. 16
+``xavier``          gain²·2/(n_in+n_out), gain 1 by default           Glorot & Bengio 2010, Eq. 16
 ``kaiming``         gain²/n_in (``fan_in``) or gain²/n_out            He et al. 2015, Eqs. 10 and 14
+                    (``fan_out``), gain the activation's (ReLU: √2)
 ``orthogonal``      gain²/n_in for square W (all singular values =    Saxe et al. 2014
-                    gain)
+                    gain, 1 by default)
 ``torch_default``   1/(3·n_in), nonzero bias                          what ``nn.Linear`` does on its own
 ``lsuv``            orthogonal, then rescaled to unit output variance  Mishkin & Matas 2016
 ``meanfield``       σ_w²/n_in, bias ~ N(0, σ_b²)                      Schoenholz et al. 2017
@@ -31,6 +35,7 @@ Biases are set to ``init.bias`` (default 0, as in all the papers) except by ``to
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +200,28 @@ def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
             nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
 
 
+# Activations with a known fixed point of the layer-to-layer variance map that a gain other than 1 breaks.
+FIXED_POINTS: dict[str, str] = {
+    "selu": "SELU's self-normalizing fixed point (mean 0, variance 1; Klambauer et al. 2017) needs "
+    "n·Var[W] = 1, i.e. gain 1",
+}
+
+
+def gain_note(cfg: DictConfig, act: DictConfig) -> str | None:
+    """A one-line note when the effective gain breaks a known fixed point of ``act`` (else None).
+
+    torch's ``calculate_gain("selu")`` is 3/4, so ``init=kaiming act=selu`` (gain null) gives
+    n·Var[W] = 9/16 and the variance shrinks layer after layer instead of staying at 1.
+    """
+    if act.name not in FIXED_POINTS or cfg.name not in ("xavier", "kaiming", "orthogonal"):
+        return None
+    gain = cfg.get("gain", None)
+    gain = activation_gain(act) if gain is None else float(gain)
+    if math.isclose(gain, 1.0):
+        return None
+    return f"initlab: note: init.gain={gain:.4g} with act={act.name}: {FIXED_POINTS[act.name]}"
+
+
 def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:
     """Initialize every linear layer of a model (a scheme's data-driven stage is :func:`initialize`'s).
 
@@ -213,6 +240,8 @@ def initialize(model: nn.Module, cfg: DictConfig, act: DictConfig, x: torch.Tens
     Returns what the scheme wants recorded in ``summary.json`` (LSUV: each layer's final variance).
     """
     linears = model.linears()
+    if note := gain_note(cfg, act):
+        print(note, file=sys.stderr)
     init_model(linears, cfg, act)
     stage = INITS[cfg.name].data_stage
     return stage(model, linears, x, cfg) if stage is not None else {}

@@ -137,7 +137,26 @@ class CNN(nn.Module):
         return [block.conv for block in self.hidden] + [self.out]
 
 
+def mlp_parameters(n_in: int | Sequence[int], n_out: int, cfg: DictConfig) -> int:
+    """Parameters of :class:`MLP`, from its config alone: Σ over weight layers of fan_in·fan_out (+ fan_out
+    biases), plus 2·width per norm layer (γ and β)."""
+    n_in = n_in if isinstance(n_in, int) else math.prod(n_in)
+    widths = [n_in] + [cfg.width] * cfg.depth + [n_out]
+    weights = sum(a * b + (b if cfg.bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return weights + (2 * cfg.width * cfg.depth if cfg.norm != "none" else 0)
+
+
+def cnn_parameters(input_shape: Sequence[int], n_out: int, cfg: DictConfig) -> int:
+    """Parameters of :class:`CNN`: 9·C_in·C (+ C biases) per conv layer, C·n_out (+ n_out) for the read-out,
+    plus 2·C per norm layer and C per PReLU at most."""
+    channels = [int(input_shape[0])] + [cfg.channels] * cfg.depth
+    convs = sum(9 * a * b + (b if cfg.bias else 0) for a, b in zip(channels[:-1], channels[1:], strict=True))
+    extra = (2 if cfg.norm != "none" else 0) * cfg.channels * cfg.depth + cfg.channels * cfg.depth
+    return convs + cfg.channels * n_out + (n_out if cfg.bias else 0) + extra
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": CNN}
+PARAMETER_COUNTS: dict[str, Callable[..., int]] = {"mlp": mlp_parameters, "cnn": cnn_parameters}
 
 
 def build_model(

@@ -15,6 +15,7 @@ with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,18 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from initlab import lifeline
+from initlab.errors import one_line_warnings
 from initlab.resume import KEEP_STATUSES, snapshot, was_kept
-from initlab.runs import read_summary
-from initlab.sweep_index import INDEX_FILE, describe_failures, failures, summary_line, write_index
+from initlab.runs import job_dirs, read_summary
+from initlab.sweep_index import (
+    INDEX_FILE,
+    describe_failures,
+    failures,
+    still_running,
+    summary_line,
+    write_index,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Per-job settings under parallel launchers
@@ -100,8 +110,11 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """Prepare one job of a multirun: torch threads and progress bar, chosen from the launcher.
 
     Under a parallel launcher (anything but Hydra's basic one) the job's tqdm bar is turned off; the
-    :class:`SweepCallback` prints one line per finished job instead.
+    :class:`SweepCallback` prints one line per finished job instead. A job in a process of its own ends with
+    its launcher (:mod:`initlab.lifeline`).
     """
+    lifeline.watch()
+    one_line_warnings()
     if launcher_kind(hydra_cfg.launcher) == "basic":
         return
     threads = threads_per_job(hydra_cfg.launcher)
@@ -117,17 +130,51 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 # --------------------------------------------------------------------------------------------------
 
 _last_exit_code = 0  # set by SweepCallback.on_multirun_end, read (and reset) by exit_code()
+_swept_keys: set[str] = set()  # what the running sweep varies (set by SweepCallback.on_multirun_start)
 _running_sweep: Path | None = None  # the sweep directory between on_multirun_start and on_multirun_end
+JOB_GRACE_SECONDS = 10.0  # how long an interrupted sweep waits for its jobs to record their status
 
 
 def index_interrupted_sweep() -> Path | None:
-    """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path."""
+    """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path.
+
+    Jobs in other processes (submitit's) got the Ctrl-C too and are still recording their status: the index
+    waits for them, up to ``JOB_GRACE_SECONDS``.
+    """
     global _running_sweep
     sweep_dir, _running_sweep = _running_sweep, None
     if sweep_dir is None or not sweep_dir.is_dir():
         return None
+    deadline = time.monotonic() + JOB_GRACE_SECONDS
+    while time.monotonic() < deadline and any(
+        s.get("status") == "running" and still_running(s) for s in map(read_summary, job_dirs(sweep_dir))
+    ):
+        time.sleep(0.1)
     write_index(sweep_dir)
     return sweep_dir / INDEX_FILE
+
+
+def index_orphaned_job(sweep_dir: Path) -> None:
+    """An interrupted job whose launcher died: index its sweep (no one else will), then end its process."""
+    if sweep_dir.is_dir():
+        write_index(sweep_dir)
+    lifeline.finish_orphan()
+
+
+def swept_keys(config: DictConfig) -> set[str]:
+    """The keys a multirun varies: sweep overrides on the command line (``seed=0,1``) and the sweeper's
+    ``params`` (what experiment presets sweep)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = {o.key_or_group for o in overrides if o.is_sweep_override()}
+    return keys | set(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
+
+
+def job_label(hydra_cfg: DictConfig) -> str:
+    """A job's name for its progress bar: ``job 3: init=kaiming seed=1`` (the values the sweep varies)."""
+    values = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+") in _swept_keys]
+    return " ".join([f"job {hydra_cfg.job.num}:", *values]) if values else f"job {hydra_cfg.job.num}"
 
 
 def exit_code() -> int:
@@ -151,8 +198,9 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _running_sweep
+        global _running_sweep, _swept_keys
         _running_sweep = Path(str(config.hydra.sweep.dir))
+        _swept_keys = swept_keys(config)
         if config.get("resume") is True:  # record what the jobs find before Hydra rewrites their .hydra/
             done = [e for e in snapshot(_running_sweep).values() if e["status"] in KEEP_STATUSES]
             print(

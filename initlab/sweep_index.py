@@ -10,8 +10,10 @@ The index has one row per job directory, sorted by job number, with these column
 one column per override, e.g. ``init``, ``act``, ``seed``, ``model.depth``
     the job's value (from ``.hydra/overrides.yaml``), typed: ``model.depth=2`` gives the integer 2.
 ``status``
-    from ``summary.json``: ``completed``, ``diverged``, ``failed``, ``interrupted``, ``running`` (not
-    finished, or killed hard), or ``missing`` (the job has no ``summary.json``).
+    from ``summary.json``: ``completed``, ``diverged``, ``failed``, ``interrupted``, ``running`` (a process
+    of this machine, or of another one, still trains it), or ``missing`` (the job has no ``summary.json``).
+    A ``running`` job whose process (``pid`` on this ``host``) no longer exists was killed hard: it is
+    listed ``interrupted``, with that as its error.
 ``error``
     why a job failed (null otherwise).
 ``steps_done``, ``diverged_at``, ``final_{train,test}_{loss,accuracy}``, ``wall_seconds``, ``startup_seconds``
@@ -23,14 +25,18 @@ one column per override, e.g. ``init``, ``act``, ``seed``, ``model.depth``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import sys
+import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from initlab.runs import Run, job_dirs, read_summary
+from initlab.errors import UserError
+from initlab.lifeline import process_alive
+from initlab.runs import HYDRA_DIR, SUMMARY_FILE, Run, job_dirs, read_summary
 
 INDEX_FILE = "sweep.parquet"
 
@@ -53,15 +59,37 @@ OK_STATUSES = ("completed", "diverged")
 STATUS_ORDER = ("completed", "diverged", "failed", "interrupted", "running", "missing")
 
 
+def still_running(summary: dict[str, Any]) -> bool:
+    """Whether the process that wrote a ``running`` summary still runs (unknowable for another host)."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or host != platform.node():
+        return True
+    return process_alive(pid)
+
+
 def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One job's (override values, index fields)."""
+    """One job's (override values, index fields); a job with unreadable ``.hydra`` files is ``missing``."""
     run = Run(job_dir)
     summary = read_summary(job_dir)
-    fields: dict[str, Any] = {"job": run.job}
+    job, overrides, unreadable = None, {}, []
+    try:
+        job = run.job
+    except Exception as exc:  # noqa: BLE001 - corrupt YAML of any kind: list the job, say why
+        unreadable.append(exc)
+    try:
+        overrides = run.override_values
+    except Exception as exc:  # noqa: BLE001
+        unreadable.append(exc)
+    if unreadable:
+        reason = "; ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:160]}" for e in unreadable)
+        summary = {"status": "missing", "error": f"unreadable .hydra files: {reason}"}
+    fields: dict[str, Any] = {"job": job}
     fields.update({key: summary.get(key) for key in SUMMARY_COLUMNS})
+    if fields["status"] == "running" and not still_running(summary):
+        fields.update(status="interrupted", error=f"its process ({summary['pid']}) ended without a status")
     fields.update({k: v for k, v in summary.items() if k.startswith("final_") and k not in fields})
     fields["dir"] = str(job_dir.resolve())
-    return run.override_values, fields
+    return overrides, fields
 
 
 def _uniform_column(values: pd.Series) -> pd.Series:
@@ -104,11 +132,28 @@ def build_index(sweep_dir: str | Path) -> pd.DataFrame:
 def write_index(sweep_dir: str | Path) -> pd.DataFrame:
     """Build the index of ``sweep_dir`` and write it to ``sweep_dir/sweep.parquet`` (atomically)."""
     sweep_dir = Path(sweep_dir)
-    index = build_index(sweep_dir)
-    tmp = sweep_dir / (INDEX_FILE + ".tmp")
-    index.to_parquet(tmp, index=False)
-    os.replace(tmp, sweep_dir / INDEX_FILE)
+    with _locked(sweep_dir):  # jobs of a sweep whose launcher died index it themselves, maybe at once
+        index = build_index(sweep_dir)
+        tmp = sweep_dir / f"{INDEX_FILE}.{os.getpid()}.tmp"
+        index.to_parquet(tmp, index=False)
+        os.replace(tmp, sweep_dir / INDEX_FILE)
     return index
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on a directory (where there is one): the last writer saw every job's summary."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_index(sweep_dir: str | Path) -> pd.DataFrame:
@@ -148,8 +193,20 @@ def describe_failures(index: pd.DataFrame) -> list[str]:
     for _, row in failures(index).iterrows():
         values = " ".join(f"{k}={'null' if pd.isna(row[k]) else row[k]}" for k in swept)
         error = row["error"] if isinstance(row["error"], str) else "no error recorded"
-        lines.append(f"  job {row['job']} ({values}): {row['status']}: {error}")
+        job = row["job"] if not pd.isna(row["job"]) else f"in {Path(row['dir']).name}/"  # no job number
+        lines.append(f"  job {job} ({values}): {row['status']}: {error}")
     return lines
+
+
+def check_sweep_dir(path: Path) -> None:
+    """UserError unless ``path`` is a directory holding job directories (and not a run directory itself)."""
+    expected = "expected a sweep directory (outputs/multirun/DATE/TIME) holding job directories"
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory: {expected}")
+    if (path / HYDRA_DIR).is_dir() or (path / SUMMARY_FILE).is_file():
+        raise UserError(f"{path} is a run directory, not a sweep directory: {expected}")
+    if not job_dirs(path):
+        raise UserError(f"{path} holds no job directories (with .hydra/overrides.yaml): {expected}")
 
 
 def main(argv: list[str]) -> int:
@@ -162,12 +219,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. outputs/multirun/DATE/TIME")
     args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"initlab: error: {args.sweep_dir} is not a directory", file=sys.stderr)
-        return 2
+    check_sweep_dir(args.sweep_dir)
     index = write_index(args.sweep_dir)
-    if index.empty:
-        print(f"initlab: warning: no job directories (with .hydra/overrides.yaml) in {args.sweep_dir}")
     print(summary_line(index, args.sweep_dir / INDEX_FILE))
     for line in describe_failures(index):
         print(line)

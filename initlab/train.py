@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +33,7 @@ from initlab.config import ConfigError, validate
 from initlab.data import Dataset, augment, load_data
 from initlab.errors import UserError
 from initlab.inits import initialize
-from initlab.models import build_model
+from initlab.models import PARAMETER_COUNTS, build_model
 from initlab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.probes import NullProbe, Probe, make_probe
 from initlab.storage import METRICS_FILE, SUMMARY_FILE, ParquetLog, write_json
@@ -119,8 +120,10 @@ def versions() -> dict[str, str]:
     }
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str, Any]:
     """Run one configured training job, writing its logs into ``run_dir``; returns the summary.
+
+    ``label`` names the run on its progress bar (default: ``init/act``; a sweep's job: what the sweep varies).
 
     This function is the one writer of ``summary.json``: ``running`` while it trains, then the final record
     -- also for a run that fails, which keeps its status, error and the steps it did.
@@ -133,6 +136,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "diverged_at": None,
         "seed": cfg.get("seed"),
         "versions": versions(),
+        "host": platform.node(),  # with pid: tells a run still training from one killed hard
+        "pid": os.getpid(),
     }
     logs: list[ParquetLog | Probe | NullProbe] = []
     try:
@@ -143,6 +148,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
+            check_model_fits(data.input_shape, data.n_classes, cfg.model, device)
             model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
             moments = data_moments(cfg, data)
@@ -154,7 +160,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )
             logs = [metrics, probe]
-            summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started))
+            label = label or f"{cfg.init.name}/{cfg.act.name}"
+            summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label))
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
         print(
@@ -162,8 +169,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             file=sys.stderr,
         )
     except Exception as exc:
+        refusal = torch_refusal(exc) if summary["steps_done"] == 0 else None
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        summary.update(status="failed", error=error)
+        summary.update(status="failed", error=str(refusal) if refusal else error)
+        if refusal is not None:
+            raise refusal from exc
         raise
     finally:
         for log in logs:
@@ -188,6 +198,52 @@ def data_moments(cfg: DictConfig, data: Dataset) -> tuple[float, tuple[tuple[flo
     corrs = tuple((float(c), float(n / counts.sum())) for c, n in zip(centres, counts, strict=True) if n > 0)
     prior = torch.bincount(data.y_train.cpu(), minlength=data.n_classes).double() / len(data.y_train)
     return m2, corrs or ((0.0, 1.0),), float((prior - 1 / data.n_classes).pow(2).mean())
+
+
+# Bytes per parameter while training: float32 weights, their gradients, an optimizer state (momentum, or
+# Adam's two moments) -- a lower bound of what the run needs, checked before the model is built.
+BYTES_PER_PARAMETER = 4 * 4
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The memory of ``device``: the GPU's, or this machine's physical memory (None: unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
+
+
+def check_model_fits(
+    input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, device: torch.device
+) -> None:
+    """ConfigError if the model's parameters alone (× ``BYTES_PER_PARAMETER``) exceed the device's memory."""
+    count = PARAMETER_COUNTS[cfg.name](input_shape, n_out, cfg)
+    need, have = count * BYTES_PER_PARAMETER, memory_bytes(device)
+    if have is not None and need > have:
+        size = "channels" if cfg.name == "cnn" else "width"
+        raise ConfigError(
+            f"model.{size}={cfg[size]} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
+            f"about {need / 1e9:.3g} GB to train, this {device.type} has {have / 1e9:.3g} GB; "
+            f"expected a smaller model.{size} or model.depth"
+        )
+
+
+def torch_refusal(exc: BaseException) -> ConfigError | None:
+    """An error raised inside torch before the first step is done: options torch cannot train together.
+
+    (E.g. batch statistics of a single example.) Errors raised in initlab's own code stay what they are.
+    """
+    if not isinstance(exc, RuntimeError | ValueError) or isinstance(exc, UserError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or f"{os.sep}torch{os.sep}" not in tb.tb_frame.f_code.co_filename:
+        return None
+    reason = " ".join(str(exc).split())
+    return ConfigError(f"these options cannot train together: torch refused the first step: {reason}")
 
 
 def fixed_batch_loss(
@@ -216,6 +272,7 @@ def _loop(
     probe: Probe | NullProbe,
     summary: dict[str, Any],
     started: float,
+    label: str,
 ) -> dict[str, Any]:
     """The training loop proper; updates ``summary`` in place as it goes and returns its final fields."""
     tc = cfg.train
@@ -252,7 +309,7 @@ def _loop(
     bar = tqdm(
         total=steps,
         disable=not tc.progress,
-        desc=f"{cfg.init.name}/{cfg.act.name}",
+        desc=label,
         unit="step",
         dynamic_ncols=True,
         leave=True,

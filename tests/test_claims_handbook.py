@@ -1,4 +1,4 @@
-"""The dropout, symmetry, regularizers, self_normalizing and lsuv presets: each quick variant runs and passes
+"""The dropout, symmetry, weight_decay, self_normalizing and lsuv presets: each quick variant runs and passes
 every claim registered for its preset (initlab/claims/srivastava.py and initlab/claims/handbook.py).
 
 Each quick sweep runs in this process through ``initlab run -m experiment=NAME_quick`` (a few seconds to
@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from claim_controls import SWAPPED, swap_logs
 from hydra import compose, initialize_config_dir
 
 from initlab import cli, shapeset
-from initlab.claims import evaluate, load_claims
+from initlab.claims import evaluate, evaluate_claim, load_claims
 from initlab.claims.handbook import prior_entropy
 from initlab.config import config_dir
 from initlab.runs import RunData, collect_runs
 from initlab.train import train
 
-PRESETS = ("dropout", "symmetry", "regularizers", "self_normalizing", "lsuv")
+PRESETS = ("dropout", "dropout_retention", "symmetry", "weight_decay", "self_normalizing", "lsuv")
 
 
 def run_quick(preset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -42,10 +43,16 @@ def test_quick_preset_passes_its_claims(preset, tmp_path, monkeypatch):
     assert {r.config["preset"] for r in runs} == {preset}  # the quick variant keeps the base name
     results = evaluate(runs)
     expected = [c.name for c in load_claims() if c.preset == preset]
-    assert 1 <= len(expected) <= 4  # the mean-field variance claim adds one to self_normalizing
+    assert 1 <= len(expected) <= 5  # the mean-field variance claim adds one to self_normalizing
     assert [r.claim.name for r in results] == expected
     for r in results:
-        assert r.passed, f"{r.claim.name}: measured {r.value} ({r.note}); pass if {r.claim.threshold}"
+        assert r.passed, f"{r.claim.name}: measured {r.values} ({r.note}); pass if {r.claim.threshold}"
+    seeds = {str(r.cfg("seed")) for r in runs}
+    assert len(seeds) >= 2 and all(set(r.values) == seeds for r in results)  # every seed is reported
+    for r in results:  # negative controls on these runs: exchanging two settings' logs makes it fail
+        if r.claim.name in SWAPPED:
+            control = evaluate_claim(r.claim, swap_logs(runs, *SWAPPED[r.claim.name]))
+            assert control.passed is False, f"{r.claim.name} passed with swapped logs: {control.values}"
 
 
 def test_prior_entropy_of_shapeset_is_not_ln_k(tmp_path):

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from claim_controls import SWAPPED, swap_logs
 from hydra import compose, initialize_config_dir
 
 from initlab import cli
-from initlab.claims import evaluate, he, ioffe, load_claims
+from initlab.claims import evaluate, evaluate_claim, he, ioffe, load_claims
 from initlab.config import config_dir
 from initlab.runs import RunData, collect_runs
 
@@ -43,7 +44,7 @@ def test_quick_variant_is_the_same_experiment_smaller(preset: str) -> None:
     assert quick.model.width < full.model.width or quick.train.steps < full.train.steps
 
 
-def test_he_preset_gives_xavier_gain_one_and_kaiming_relus_gain() -> None:
+def test_he_preset_uses_the_default_gains_xavier_one_and_kaiming_relus() -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         xavier = compose(config_name="config", overrides=["experiment=he_deep_relu", "init=xavier_normal"])
         kaiming = compose(config_name="config", overrides=["experiment=he_deep_relu", "init=kaiming_normal"])
@@ -69,11 +70,18 @@ def test_quick_preset_reproduces_its_claims(preset: str, tmp_path: Path, monkeyp
     expected = {c.name for c in load_claims() if c.preset == preset}
     assert expected and {r.claim.name for r in results} == expected
     failed = [
-        f"{r.claim.name}: measured {r.value} ({r.note}), pass if {r.claim.threshold}"
+        f"{r.claim.name}: measured {r.values} ({r.note}), pass if {r.claim.threshold}"
         for r in results
         if r.passed is not True
     ]
     assert not failed, "\n".join(failed)
+    seeds = {str(r.cfg("seed")) for r in runs}
+    assert len(seeds) >= 2 and all(set(r.values) == seeds for r in results)  # every seed is reported
+    # negative controls on these runs: an ordering claim fails when two settings' logs are exchanged
+    for r in results:
+        if r.claim.name in SWAPPED:
+            control = evaluate_claim(r.claim, swap_logs(runs, *SWAPPED[r.claim.name]))
+            assert control.passed is False, f"{r.claim.name} passed with swapped logs: {control.values}"
 
 
 # -- the measures on hand-made logs ----------------------------------------------------------------------

@@ -99,7 +99,8 @@ def test_bad_input_gives_one_clear_line(
     if args[0] == "data=mnist":
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("data")]
     proc = initlab("run", *tiny_overrides, *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
+    assert not (tmp_path / "run").exists()  # refused before training: no run directory
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("initlab: error: ")
@@ -110,9 +111,11 @@ def test_bad_input_gives_one_clear_line(
 
 def test_unknown_group_option_keeps_hydras_message(tmp_path: Path) -> None:
     proc = initlab("run", "init=foo", "train.steps=0", cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "Available options" in proc.stderr and "kaiming" in proc.stderr and "init/foo" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2
+    assert "Available options in 'init':" in proc.stderr and "orthogonal, standard" in proc.stderr
+    assert "init/foo" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]) -> None:
@@ -121,6 +124,7 @@ def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]
     proc = initlab("run", *tiny_overrides, *diverging, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "warning" in proc.stderr and "diverged" in proc.stderr
+    assert all(line.startswith("initlab: warning: ") for line in proc.stderr.splitlines()), proc.stderr
     s = summary(run_dir)
     assert (
         s["status"] == "diverged"
@@ -189,13 +193,14 @@ def test_run_help_lists_groups(tmp_path: Path) -> None:
 
 
 def listed_groups(text: str) -> dict[str, list[str]]:
-    """Parse ``initlab list`` output: 'group:' lines, then indented 'option  description' lines."""
+    """Parse ``initlab list`` output: 'group:' lines, then 'option  description' lines indented by two spaces
+    (descriptions go on in lines indented further)."""
     out: dict[str, list[str]] = {}
     for line in text.splitlines():
         if not line.startswith(" "):
             group = line.rstrip(":")
             out[group] = []
-        else:
+        elif not line.startswith("   "):
             out[group].append(line.split()[0])
     return out
 
@@ -214,6 +219,23 @@ def test_list_prints_every_group_with_its_options(capsys) -> None:
     assert {"kaiming", "xavier", "lsuv", "orthogonal", "standard", "torch_default"} <= set(listed["init"])
     kaiming = next(line for line in text.splitlines() if line.split()[:1] == ["kaiming"])
     assert "He et al. 2015" in kaiming  # the description is the file's first comment
+
+
+def test_list_prints_whole_descriptions(capsys, monkeypatch) -> None:
+    """A preset's description is its header's first paragraph, whole, wrapped under its column."""
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["list", "experiment"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["glorot_table1"])
+    column = lines[start].index("Glorot")
+    assert all(len(line) <= 100 for line in lines)
+    text = lines[start][column:] + " " + " ".join(line.strip() for line in lines[start + 1 : start + 3])
+    assert text.startswith(
+        "Glorot & Bengio 2010 Table 1 / Fig. 11 on Shapeset: test error of {sigmoid, tanh, softsign} x "
+        "{standard, normalized} init, 5 hidden layers, 3 seeds."
+    )
+    assert lines[start + 1].startswith(" " * column) and not lines[start + 1][column].isspace()
+    assert "initlab run -m" not in "\n".join(lines)  # the header's example commands are not descriptions
 
 
 def test_list_one_group(capsys) -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.inits import activation_gain, init_linear, init_model, lsuv
+from initlab.inits import activation_gain, gain_note, init_linear, init_model, lsuv
 from initlab.models import build_model
 
 # (n_in, n_out): wider, narrower and square layers
@@ -31,16 +31,14 @@ VARIANCE_CASES = {
     "standard": (["init=standard"], lambda i, o: 1 / (3 * i), "uniform"),
     "lecun_normal": (["init=lecun"], lambda i, o: 1 / i, "normal"),
     "lecun_uniform": (["init=lecun", "init.distribution=uniform"], lambda i, o: 1 / i, "uniform"),
-    "xavier_tanh": (["init=xavier", "act=tanh"], lambda i, o: TANH_GAIN2 * 2 / (i + o), "uniform"),
-    "xavier_uniform_relu": (
-        ["init=xavier_uniform", "act=relu"],
-        lambda i, o: RELU_GAIN2 * 2 / (i + o),
-        "uniform",
-    ),
-    "xavier_normal_tanh": (
-        ["init=xavier_normal", "act=tanh"],
+    # Xavier's default gain is 1 whatever the activation (Glorot & Bengio; torch.nn.init.xavier_*_)
+    "xavier_tanh": (["init=xavier", "act=tanh"], lambda i, o: 2 / (i + o), "uniform"),
+    "xavier_uniform_relu": (["init=xavier_uniform", "act=relu"], lambda i, o: 2 / (i + o), "uniform"),
+    "xavier_normal_tanh": (["init=xavier_normal", "act=tanh"], lambda i, o: 2 / (i + o), "normal"),
+    "xavier_follows_activation": (
+        ["init=xavier", "act=tanh", "init.gain=null"],
         lambda i, o: TANH_GAIN2 * 2 / (i + o),
-        "normal",
+        "uniform",
     ),
     "xavier_softsign": (["init=xavier", "act=softsign"], lambda i, o: 2 / (i + o), "uniform"),
     "xavier_gain_set": (
@@ -102,12 +100,13 @@ def test_weight_variance_matches_formula(make_cfg, case: str, shape: tuple[int, 
 @pytest.mark.parametrize(
     ("overrides", "gain2"),
     [
-        (["act=tanh"], TANH_GAIN2),
-        (["act=relu"], RELU_GAIN2),
-        (["act=linear"], 1.0),
+        (["act=tanh"], 1.0),  # gain 1 by default, whatever the activation
+        (["act=relu"], 1.0),
+        (["act=tanh", "init.gain=null"], TANH_GAIN2),  # null: the activation's gain
+        (["act=relu", "init.gain=null"], RELU_GAIN2),
         (["init.gain=0.7"], 0.49),
     ],
-    ids=["tanh", "relu", "linear", "gain_set"],
+    ids=["tanh", "relu", "tanh_follows", "relu_follows", "gain_set"],
 )
 @pytest.mark.parametrize("shape", [(512, 256), (256, 256)], ids=["wide", "square"])
 def test_orthogonal_rows_are_orthonormal_times_gain(make_cfg, overrides, gain2, shape) -> None:
@@ -193,3 +192,40 @@ def test_lsuv_gives_each_layer_unit_output_variance(make_cfg, act: str) -> None:
     assert len(measured) == 6
     assert all(0.9 <= v <= 1.1 for v in measured), measured
     assert reported == pytest.approx(measured, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gain"),
+    [
+        (["init=xavier"], 1.0),
+        (["init=xavier_normal"], 1.0),
+        (["init=xavier_uniform"], 1.0),
+        (["init=orthogonal"], 1.0),
+        (["init=kaiming"], None),  # the activation's gain
+        (["init=kaiming_uniform"], None),
+    ],
+)
+def test_default_gains(make_cfg, overrides, gain) -> None:
+    assert make_cfg("act=relu", *overrides).init.gain == gain
+
+
+def test_lecun_and_standard_have_no_gain(make_cfg) -> None:
+    assert "gain" not in make_cfg("init=lecun").init and "gain" not in make_cfg("init=standard").init
+
+
+@pytest.mark.parametrize(
+    ("overrides", "noted"),
+    [
+        (["act=selu", "init=kaiming"], True),  # torch's SELU gain 3/4
+        (["act=selu", "init=xavier", "init.gain=2"], True),
+        (["act=selu", "init=xavier"], False),  # gain 1 keeps the fixed point
+        (["act=selu", "init=lecun"], False),
+        (["act=relu", "init=kaiming"], False),  # no fixed point to break
+    ],
+)
+def test_gain_note_for_a_broken_fixed_point(make_cfg, overrides, noted) -> None:
+    cfg = make_cfg(*overrides)
+    note = gain_note(cfg.init, cfg.act)
+    assert (note is not None) == noted
+    if noted:
+        assert note.startswith("initlab: note: init.gain=") and "selu" in note

@@ -581,3 +581,26 @@ def test_legend_lists_each_color_and_line_style_once_with_short_keys(tmp_path: P
     ]  # fmt: skip
     fig.draw_without_rendering()
     assert _extent(fig.legends[0]).height < 0.25 * fig.bbox.height  # three rows of four, not a third
+
+
+def test_long_title_of_a_single_panel_fits(tmp_path: Path) -> None:
+    """The setup line breaks at its separators instead of running off a one-panel figure."""
+    config = {**CONFIG, "model": {"depth": 10, "width": 1000, "norm": "batch"}, "act": {"name": "leaky_relu"},
+              "init": {"name": "xavier_uniform"}, "optim": {"name": "sgd", "lr": 0.001}}  # fmt: skip
+    runs = P.collect_runs([write_run(tmp_path / "run", ["seed=0"], config=config)])
+    fig = _one(P.fig_heatmap(runs, P.Options()))
+    title = fig._suptitle
+    assert title.get_text().count("\n") == 2  # what; the setup on two lines
+    assert (
+        title.get_text()
+        .replace("\n", " · ")
+        .endswith(
+            "shapeset data · MLP 10×1000 · batch norm · leaky_relu · xavier_uniform init · SGD lr=0.001"
+        )
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box, page = title.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1

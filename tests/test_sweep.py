@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 import warnings
 from dataclasses import fields
@@ -168,10 +170,21 @@ def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
         "      act: tanh,softsign\n"
     )
     code, sweep_dir = run_sweep(
-        tmp_path, monkeypatch, "experiment=tiny_sweep", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+        tmp_path,
+        monkeypatch,
+        "experiment=tiny_sweep",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "seed=0,1",
+        "train.progress=true",
     )
     assert code == 0
+    captured = capsys.readouterr()
+    assert "sweep: 8 jobs, 8 completed" in captured.out
+    bars = captured.err  # each job's progress bar names what the sweep varies
+    assert "job 0: init=standard act=tanh seed=0: 100%" in bars
+    assert "job 7: init=xavier act=softsign seed=1: 100%" in bars
     index = sweep_index.read_index(sweep_dir)
+    index = index[index["seed"] == 0]
     assert index[["init", "act"]].values.tolist() == [
         ["standard", "tanh"],
         ["standard", "softsign"],
@@ -181,7 +194,6 @@ def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
     assert (index["experiment"] == "tiny_sweep").all() and (index["status"] == "completed").all()
     config = OmegaConf.load(Path(index["dir"].iloc[0]) / ".hydra" / "config.yaml")
     assert config.train.batch_size == 5
-    assert "sweep: 4 jobs, 4 completed" in capsys.readouterr().out
 
 
 def write_job(sweep_dir: Path, name: str, overrides: list[str], summary: dict | None) -> None:
@@ -211,10 +223,33 @@ def test_index_of_unfinished_and_mixed_jobs(tmp_path, capsys):
 
 
 def test_sweep_index_command_errors(tmp_path, capsys):
-    assert cli.main(["sweep-index", str(tmp_path / "nope")]) == 2
-    assert sweep_index.main([str(tmp_path)]) == 0
-    assert "no job directories" in capsys.readouterr().out
-    assert sweep_index.read_index(tmp_path).empty
+    """Not a sweep directory: one line, exit 2, and no sweep.parquet written into it."""
+    run_dir = tmp_path / "run"
+    write_job(run_dir.parent, run_dir.name, ["seed=0"], {"status": "completed"})
+    cases = {
+        tmp_path / "nope": "is not a directory",
+        tmp_path / "empty": "holds no job directories (with .hydra/overrides.yaml)",
+        run_dir: "is a run directory, not a sweep directory",
+    }
+    (tmp_path / "empty").mkdir()
+    for path, why in cases.items():
+        assert cli.main(["sweep-index", str(path)]) == 2
+        err = capsys.readouterr().err
+        expected = "expected a sweep directory (outputs/multirun/DATE/TIME) holding job directories"
+        assert err == f"initlab: error: {path} {why}: {expected}\n"
+        assert not (path / "sweep.parquet").exists()
+
+
+def test_corrupt_jobs_are_listed_with_their_directory(tmp_path, capsys):
+    write_job(tmp_path, "0", ["seed=0"], {"status": "completed"})
+    write_job(tmp_path, "odd", ["seed=1"], None)  # no job number anywhere
+    write_job(tmp_path, "2", ["seed=2"], {"status": "completed"})
+    (tmp_path / "2" / ".hydra" / "hydra.yaml").write_text("hydra: [unclosed\n")  # corrupt YAML
+    assert cli.main(["sweep-index", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sweep: 3 jobs, 1 completed, 2 missing" in out
+    assert "  job in odd/ (seed=1): missing: no summary.json" in out
+    assert "  job in 2/ (seed=2): missing: unreadable .hydra files: ParserError" in out
 
 
 def test_threads_per_job():
@@ -260,3 +295,29 @@ def compose_launcher(name: str):
 
     with initialize_config_dir(str(config_dir()), version_base=None):
         return compose("config", [f"hydra/launcher={name}"], return_hydra_config=True).hydra.launcher
+
+
+def reproduce(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/reproduce.sh nosuch --quick ARGS`` in ``tmp_path`` after a previous result was left there."""
+    previous = tmp_path / "outputs" / "reproduce" / "nosuch_quick"
+    previous.mkdir(parents=True)
+    (previous / "claims.md").write_text("earlier result\n")
+    script = Path(__file__).parents[1] / "scripts" / "reproduce.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = ["bash", str(script), "nosuch", "--quick", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
+def test_reproduce_script_refuses_to_replace_a_result(tmp_path):
+    proc = reproduce(tmp_path)
+    assert proc.returncode == 2 and "outputs/reproduce/nosuch_quick holds a previous result" in proc.stderr
+    assert (tmp_path / "outputs/reproduce/nosuch_quick/claims.md").read_text() == "earlier result\n"
+
+
+@pytest.mark.slow
+def test_reproduce_script_force_moves_the_result_aside(tmp_path):
+    proc = reproduce(tmp_path, "--force", "hydra/launcher=nosuch")  # the sweep then fails at once
+    assert proc.returncode == 1
+    (aside,) = (tmp_path / "outputs" / "reproduce").glob("nosuch_quick.old-*")
+    assert (aside / "claims.md").read_text() == "earlier result\n"
+    assert "previous result moved to" in proc.stdout

@@ -91,11 +91,15 @@ SIGMA_W2_CASES = {  # overrides, expected σ_w² of (first layer 64 -> 32, hidde
     "lecun": (["init=lecun"], [1, 1, 1]),
     "normal": (["init=normal", "init.std=0.1"], [0.01 * 64, 0.01 * 32, 0.01 * 32]),
     "zeros": (["init=zeros"], [0, 0, 0]),
-    "xavier_tanh": (["init=xavier"], [(5 / 3) ** 2 * 2 * 64 / 96, (5 / 3) ** 2, 2 * 32 / 42]),
-    "xavier_gain1": (["init=xavier", "init.gain=1"], [2 * 64 / 96, 1, 2 * 32 / 42]),
+    "xavier": (["init=xavier"], [2 * 64 / 96, 1, 2 * 32 / 42]),  # gain 1 by default
+    "xavier_tanh_gain": (
+        ["init=xavier", "init.gain=null"],
+        [(5 / 3) ** 2 * 2 * 64 / 96, (5 / 3) ** 2, 2 * 32 / 42],
+    ),
     "kaiming_relu": (["init=kaiming", "act=relu"], [2, 2, 1]),
     "kaiming_fan_out": (["init=kaiming", "act=relu", "init.mode=fan_out"], [2 * 64 / 32, 2, 32 / 10]),
-    "orthogonal": (["init=orthogonal"], [(5 / 3) ** 2, (5 / 3) ** 2, 1]),
+    "orthogonal": (["init=orthogonal"], [1, 1, 1]),
+    "orthogonal_tanh_gain": (["init=orthogonal", "init.gain=null"], [(5 / 3) ** 2, (5 / 3) ** 2, 1]),
     "meanfield": (["init=meanfield", "init.sigma_w2=2.5", "init.sigma_b2=0.1"], [2.5, 2.5, 2.5]),
 }
 

@@ -2,12 +2,24 @@
 
 A claim names its experiment preset (``conf/experiment/<preset>.yaml``; the preset sets the top-level
 ``preset`` key, so every run knows which one made it), its source (paper, figure), the statement in words,
-a measure -- a function from the preset's runs to one number -- and the pass condition on that number.
-Thresholds come from the papers and from theory, not from tuning. ``initlab check`` evaluates every claim
-whose preset appears among the runs, prints a table and writes it to ``DIR/claims.md``.
+a measure -- a function from the runs of ONE seed to one number -- the pass condition on that number, and
+the rule that turns the per-seed numbers into a verdict:
+
+* ``"every seed"`` (:data:`EVERY_SEED`, the default): the condition holds for the value of every seed;
+* ``"effect > 2 standard errors"`` (:data:`TWO_SE`), for statements about means: with n ≥ 2 seeds, mean m
+  and standard error s/√n (s: the sample std), the condition holds on the whole interval m ± 2·s/√n (for a
+  condition ``v > 0`` that is m > 2·s/√n; for a range, the interval lies inside it).
+
+Thresholds come from the papers and from theory, not from tuning. ``initlab check`` splits a preset's runs
+into seed groups (:func:`seed_groups`: through :func:`initlab.runs.group_runs`, the runs that differ only in
+``seed`` are one setting, and seed group k holds every setting's run with seed k), evaluates every claim on
+every seed group, prints a table (value per seed, mean ± std, rule, verdict) and writes it to
+``DIR/claims.md``. A measure picks its runs with :func:`one`, which names the settings the claim assumes
+(init name and gain, activation, depth, ...): a seed group without such a run skips the claim ("needs
+..."), and a seed group with two such runs is an error, never a silent choice.
 
 Claims live in one module per source (``glorot``, ``he``, ``he_conv``, ``ioffe``, ``srivastava``,
-``handbook``, ``theory``) and register themselves with the :func:`claim` decorator.
+``handbook``, ``theory``, ...) and register themselves with the :func:`claim` decorator.
 """
 
 from __future__ import annotations
@@ -16,19 +28,35 @@ import argparse
 import importlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from initlab.runs import MissingData, Run, collect_runs
+from initlab.runs import SEED_KEY, MissingData, Run, collect_runs, group_runs
 
 Measure = Callable[[list[Run]], float]
 
 # The runs lack what a claim needs (e.g. a preset run without probes, no run with a setting): the claim is
 # skipped. Readers of :class:`initlab.runs.Run` raise the same exception for missing data.
 NotApplicable = MissingData
+
+EVERY_SEED = "every seed"
+TWO_SE = "effect > 2 standard errors"
+RULES = (EVERY_SEED, TWO_SE)
+
+
+RULES_LEGEND = (
+    "Each claim is evaluated on every seed. Rule *every seed*: it passes if the condition holds for every "
+    "seed's value. Rule *effect > 2 standard errors*: with n ≥ 2 seeds, it passes if the condition holds on "
+    "the whole interval mean ± 2·std/√n."
+)
+
+
+class AmbiguousRuns(ValueError):
+    """Several runs of one seed group match what a measure asked for: it must not pick one of them."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +67,7 @@ class Claim:
     threshold: str
     passes: Callable[[float], bool]
     measure: Measure
+    rule: str = EVERY_SEED
 
     @property
     def name(self) -> str:
@@ -46,14 +75,27 @@ class Claim:
 
 
 CLAIMS: list[Claim] = []
-MODULES = ("glorot", "he", "he_conv", "ioffe", "srivastava", "handbook", "theory")
+MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook", "he_conv", "theory")
 
 
-def claim(preset: str, source: str, text: str, threshold: str, passes: Callable[[float], bool]):
-    """Register the decorated measure as a claim about the runs of ``preset``."""
+def claim(
+    preset: str,
+    source: str,
+    text: str,
+    threshold: str,
+    passes: Callable[[float], bool],
+    *,
+    rule: str = EVERY_SEED,
+):
+    """Register the decorated measure (runs of one seed -> float) as a claim about the runs of ``preset``.
+
+    ``rule``: :data:`EVERY_SEED` (default) or :data:`TWO_SE` (see the module doc).
+    """
+    if rule not in RULES:
+        raise ValueError(f"claim rule {rule!r}: allowed {', '.join(map(repr, RULES))}")
 
     def register(measure: Measure) -> Measure:
-        CLAIMS.append(Claim(preset, source, text, threshold, passes, measure))
+        CLAIMS.append(Claim(preset, source, text, threshold, passes, measure, rule))
         return measure
 
     return register
@@ -76,16 +118,31 @@ def cfg(run: Run, key: str, default: Any = None) -> Any:
     return run.cfg(key, default)
 
 
+def _where_text(where: dict[str, Any]) -> str:
+    return " ".join(f"{k.replace('__', '.')}={v}" for k, v in where.items())
+
+
 def select(runs: list[Run], **where: Any) -> list[Run]:
-    """Runs whose config matches every ``key=value`` (dots written as double underscores: init__name)."""
+    """Runs whose config matches every ``key=value`` (dots written as double underscores: init__name).
+
+    ``init__gain=None`` matches a run whose gain follows the activation (config value null).
+    """
     return [r for r in runs if all(r.cfg(k.replace("__", ".")) == v for k, v in where.items())]
 
 
 def one(runs: list[Run], **where: Any) -> Run:
-    """The first run matching ``where`` (the runs are in a stable order); NotApplicable if none."""
+    """The single run matching ``where``: NotApplicable ("needs ...") if none, AmbiguousRuns if several.
+
+    Measures see the runs of one seed group, so two matches mean two runs of the same setting and seed
+    (e.g. two sweeps checked together, or a setting the claim does not pin): naming more settings in
+    ``where`` is the fix, picking one of them silently is not.
+    """
     found = select(runs, **where)
     if not found:
-        raise NotApplicable(f"no run with {where}")
+        raise NotApplicable(f"needs a run with {_where_text(where)}")
+    if len(found) > 1:
+        paths = ", ".join(str(r.path) for r in found)
+        raise AmbiguousRuns(f"{len(found)} runs with {_where_text(where)} in one seed group: {paths}")
     return found[0]
 
 
@@ -101,42 +158,110 @@ def final_test_error(run: Run) -> float:
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
+def seed_of(run: Run) -> str:
+    """The run's seed as text ("-" for a run without one)."""
+    seed = run.cfg(SEED_KEY)
+    return "-" if seed is None else str(seed)
+
+
+def seed_groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """(seed, that seed's run of every setting), seeds in order; settings from :func:`group_runs`."""
+    groups: dict[str, list[Run]] = {}
+    for _, setting in group_runs(runs):
+        for run in setting:
+            groups.setdefault(seed_of(run), []).append(run)
+    numeric = all(s.lstrip("-").isdigit() for s in groups if s != "-")
+    return sorted(groups.items(), key=lambda kv: (int(kv[0]) if numeric and kv[0] != "-" else 0, kv[0]))
+
+
 @dataclass
 class Result:
+    """A claim's values per seed (None: not applicable in that seed) and its verdict under its rule."""
+
     claim: Claim
-    value: float | None
-    passed: bool | None  # None: not applicable
+    values: dict[str, float | None] = field(default_factory=dict)
+    passed: bool | None = None  # None: not applicable
     note: str = ""
+
+    @property
+    def measured(self) -> list[float]:
+        return [v for v in self.values.values() if v is not None]
+
+    @property
+    def value(self) -> float | None:
+        """Mean over the seeds where the claim applied (None if it applied nowhere)."""
+        return float(np.mean(self.measured)) if self.measured else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (None with fewer than 2)."""
+        return float(np.std(self.measured, ddof=1)) if len(self.measured) > 1 else None
+
+
+def verdict(c: Claim, values: list[float]) -> tuple[bool | None, str]:
+    """Apply the claim's rule to its per-seed values: (passed, note); passed None when it cannot decide."""
+    if not all(math.isfinite(v) for v in values):
+        return False, "a seed gave a non-finite value"
+    if c.rule == EVERY_SEED:
+        failing = sum(not c.passes(v) for v in values)
+        return failing == 0, f"fails in {failing} of {len(values)} seeds" if failing else ""
+    if len(values) < 2:
+        return None, f"needs ≥ 2 seeds for the rule '{TWO_SE}'"
+    mean, se = float(np.mean(values)), float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    ok = bool(c.passes(mean - 2 * se) and c.passes(mean + 2 * se))
+    return ok, "" if ok else f"mean ± 2 SE = {mean:.4g} ± {2 * se:.3g} is not all on the pass side"
+
+
+def evaluate_claim(c: Claim, runs: list[Run]) -> Result:
+    """Evaluate one claim on every seed group of ``runs`` (the runs of its preset)."""
+    result = Result(c)
+    skipped: list[tuple[str, str]] = []  # (seed, why)
+    for seed, group in seed_groups(runs):
+        try:
+            result.values[seed] = float(c.measure(group))
+        except NotApplicable as exc:
+            result.values[seed] = None
+            skipped.append((seed, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - broken or ambiguous logs: this claim fails, the others run
+            result.passed, result.note = False, f"seed {seed}: {type(exc).__name__}: {exc}"
+            return result
+    if not result.measured:
+        result.passed, result.note = None, skipped[0][1] if skipped else "no runs"
+        return result
+    result.passed, result.note = verdict(c, result.measured)
+    if skipped:
+        where = "; ".join(f"seed {seed}: {why}" for seed, why in skipped)
+        result.note = "; ".join([result.note] * bool(result.note) + [f"skipped in {where}"])
+    return result
 
 
 def evaluate(runs: list[Run]) -> list[Result]:
-    """Evaluate every claim whose preset made some of ``runs``."""
+    """Evaluate every claim whose preset made some of ``runs``, on every seed group."""
     presets = {cfg(r, "preset") for r in runs}
-    results = []
-    for c in load_claims():
-        if c.preset not in presets:
-            continue
-        mine = [r for r in runs if cfg(r, "preset") == c.preset]
-        try:
-            value = float(c.measure(mine))
-        except NotApplicable as exc:
-            results.append(Result(c, None, None, str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - broken or partial logs: this claim fails, the others run
-            results.append(Result(c, None, False, f"{type(exc).__name__}: {exc}"))
-            continue
-        results.append(Result(c, value, bool(math.isfinite(value) and c.passes(value))))
-    return results
+    return [
+        evaluate_claim(c, [r for r in runs if cfg(r, "preset") == c.preset])
+        for c in load_claims()
+        if c.preset in presets
+    ]
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def to_markdown(results: list[Result]) -> str:
-    lines = ["| claim | source | measured | pass if | result |", "|---|---|---|---|---|"]
+    lines = [
+        "| claim | source | value per seed | mean ± std | rule | pass if | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        value = "n/a" if r.value is None else f"{r.value:.4g}"
-        verdict = {True: "pass", False: "**FAIL**", None: f"skipped ({r.note})"}[r.passed]
-        if r.passed is False and r.note:
-            verdict += f" ({r.note})"
-        cells = [r.claim.text, r.claim.source, value, r.claim.threshold, verdict]
+        per_seed = ", ".join(f"{seed}: {_number(v)}" for seed, v in r.values.items()) or "n/a"
+        spread = _number(r.value) + ("" if r.std is None else f" ± {r.std:.2g}") + f" (n={len(r.measured)})"
+        verdict_text = {True: "pass", False: "**FAIL**", None: f"skipped: {r.note}"}[r.passed]
+        if r.passed is not None and r.note:
+            verdict_text += f" ({r.note})"
+        claim_ = r.claim
+        cells = [claim_.text, claim_.source, per_seed, spread, claim_.rule, claim_.threshold, verdict_text]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -164,7 +289,7 @@ def main(argv: list[str]) -> int:
     out = args.out or Path(args.paths[0])
     if out.is_dir():
         out = out / "claims.md"
-    out.write_text("# Claims checked\n\n" + table)
+    out.write_text("# Claims checked\n\n" + RULES_LEGEND + "\n\n" + table)
     print(f"wrote {out}")
     failed = sum(r.passed is False for r in results)
     passed = sum(r.passed is True for r in results)

@@ -12,22 +12,30 @@ stalls" while Kaiming's converges; Fig. 2: at 22 layers both converge, Kaiming's
 The measured per-layer ratio is the geometric mean of Var[s^(l+1)]/Var[s^l] over the hidden layers,
 (Var[s^d] / Var[s^1])^(1/(d-1)), from the step-0 probe of the pre-activations.
 
-Only partly reproduced: He et al.'s 30-layer Xavier net never converges. The 30-layer Xavier MLP here
-sits at chance for ~700 updates and then slowly leaves it (width 256: 80 % test error after 1500
-updates; width 64: 78 % after 800). So "stalls" is measured while Kaiming's net converges: Xavier's error
-at the first evaluation where Kaiming's is ≤ 20 %.
+Every claim names the runs it reads: ReLU, the depth, and the init with its gain ("Xavier" is
+``init=xavier`` with gain 1, its default; "Kaiming" is ``init=kaiming`` with the activation's gain, null in
+the config). A Xavier run with ReLU's gain √2 would be He's own init, and the claims skip it.
+
+"Stalls", measured over the run: He et al.'s 30-layer Xavier net never converges in their Fig. 3. The
+claim reads the Xavier net's test error averaged over every evaluation of the run (steps 0..T), which is
+within 10 points of chance only if the net stays near chance for most of the run; a net that sits at
+chance for a while and then learns (as the 30-layer MLP does here after several hundred updates at width
+256) brings the average down. The quick preset (600 updates) and the full one (1500) measure different
+lengths of the same curve; the README reports both.
 """
 
 from __future__ import annotations
 
-import math
-
-from initlab.claims import claim, final_test_error, layer_stat, one
+from initlab.claims import NotApplicable, claim, final_test_error, layer_stat, one
 from initlab.runs import Run
 
 CHANCE_ERROR = 0.9  # digits and the Gaussian task: 10 balanced classes
 STALLED = 0.8  # test error at least this: within 10 points of chance
 CONVERGED = 0.2  # test error at most this: the task is learnt (a linear model gets ~4 % on digits)
+
+
+XAVIER = {"init__name": "xavier", "init__gain": 1.0, "act__name": "relu"}
+KAIMING = {"init__name": "kaiming", "init__gain": None, "act__name": "relu"}
 
 
 def variance_ratio_per_layer(run: Run) -> float:
@@ -51,7 +59,7 @@ def errors_by_step(run: Run) -> dict[int, float]:
     passes=lambda v: 0.35 <= v <= 0.65,
 )
 def he_xavier_variance_halves(runs: list[Run]) -> float:
-    return variance_ratio_per_layer(one(runs, init__name="xavier", model__depth=30))
+    return variance_ratio_per_layer(one(runs, model__depth=30, **XAVIER))
 
 
 @claim(
@@ -63,23 +71,33 @@ def he_xavier_variance_halves(runs: list[Run]) -> float:
     passes=lambda v: 0.8 <= v <= 1.25,
 )
 def he_kaiming_variance_holds(runs: list[Run]) -> float:
-    return variance_ratio_per_layer(one(runs, init__name="kaiming", model__depth=30))
+    return variance_ratio_per_layer(one(runs, model__depth=30, **KAIMING))
 
 
 @claim(
     preset="he_deep_relu",
     source="He et al. 2015, Fig. 3",
-    text="30 ReLU layers: Kaiming's net learns while Xavier's stalls (Xavier's test error at the first "
-    f"evaluation where Kaiming's is ≤ {CONVERGED:.0%})",
-    threshold=f"≥ {STALLED} (within 10 points of chance, {CHANCE_ERROR:.0%}); fails if Kaiming's never "
-    f"gets to {CONVERGED:.0%}",
+    text="30 ReLU layers: Kaiming's net converges (final test error)",
+    threshold=f"≤ {CONVERGED}",
+    passes=lambda v: v <= CONVERGED,
+)
+def he_30_layers_kaiming_converges(runs: list[Run]) -> float:
+    return final_test_error(one(runs, model__depth=30, **KAIMING))
+
+
+@claim(
+    preset="he_deep_relu",
+    source="He et al. 2015, Fig. 3",
+    text="30 ReLU layers: Xavier's net stalls over the run (its test error averaged over every evaluation "
+    "of the run, step 0 to the end)",
+    threshold=f"≥ {STALLED} (within 10 points of chance, {CHANCE_ERROR:.0%}; paper: never converges)",
     passes=lambda v: v >= STALLED,
 )
 def he_30_layers_xavier_stalls(runs: list[Run]) -> float:
-    kaiming = errors_by_step(one(runs, init__name="kaiming", model__depth=30))
-    xavier = errors_by_step(one(runs, init__name="xavier", model__depth=30))
-    learnt = [step for step, error in kaiming.items() if error <= CONVERGED and step in xavier]
-    return xavier[min(learnt)] if learnt else math.nan
+    errors = errors_by_step(one(runs, model__depth=30, **XAVIER))
+    if not errors:
+        raise NotApplicable("needs test evaluations of the 30-layer Xavier run")
+    return float(sum(errors.values()) / len(errors))
 
 
 @claim(
@@ -90,6 +108,4 @@ def he_30_layers_xavier_stalls(runs: list[Run]) -> float:
     passes=lambda v: v <= CONVERGED,
 )
 def he_12_layers_both_converge(runs: list[Run]) -> float:
-    return max(
-        final_test_error(one(runs, init__name=name, model__depth=12)) for name in ("xavier", "kaiming")
-    )
+    return max(final_test_error(one(runs, model__depth=12, **init)) for init in (XAVIER, KAIMING))

@@ -5,15 +5,20 @@ hyper-parameters fixed, once without dropout and once with the paper's rates (re
 PyTorch drop probabilities 0.5 / 0.2), with the max-norm constraint ‖w‖₂ ≤ c in both. Their Fig. 4 shows
 the test-error curves of six MNIST nets falling into two separate clusters, dropout below.
 
+Preset ``dropout_retention``: their Fig. 9, the test error against the probability p of retaining a hidden
+unit, (a) with n units per layer fixed and (b) with p·n fixed (n = (p·n)/p). Small p underfits with n
+fixed; widening the layers by 1/p removes most of it.
+
 A run's test error here is the mean over the last quarter of its test evaluations (not just the last one),
-so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim.
+so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim. Every claim
+is evaluated on the runs of each seed and must hold in every seed.
 """
 
 from __future__ import annotations
 
 import math
 
-from initlab.claims import NotApplicable, claim
+from initlab.claims import NotApplicable, claim, one
 from initlab.runs import Run
 
 SOURCE = "Srivastava et al. 2014, Fig. 4"
@@ -24,8 +29,21 @@ def late_test_error(run: Run) -> float:
     return run.late_errors()[1]
 
 
+# What the comparison assumes: every net has the same max-norm constraint and the same init (He init for ReLU
+# nets, the activation's gain), with or without dropout; only dropout differs.
+SETTINGS = ("act.name", "init.name", "init.gain", "reg.max_norm", "optim.lr")
+
+
 def errors_by_architecture(runs: list[Run]) -> dict[tuple[int, int], dict[bool, list[float]]]:
-    """(depth, width) -> {with dropout?: [late test error of each run]}."""
+    """(depth, width) -> {with dropout?: [late test error of each run]}, over the runs of one seed.
+
+    NotApplicable if the runs differ in anything of :data:`SETTINGS` or have no max-norm constraint.
+    """
+    for key in SETTINGS:
+        if len({repr(run.cfg(key)) for run in runs}) > 1:
+            raise NotApplicable(f"needs the same {key} in every run (only dropout may differ)")
+    if not runs[0].cfg("reg.max_norm"):
+        raise NotApplicable("needs the max-norm constraint (reg.max_norm) the paper trains with")
     table: dict[tuple[int, int], dict[bool, list[float]]] = {}
     for run in runs:
         arch = (int(run.cfg("model.depth")), int(run.cfg("model.width")))
@@ -68,3 +86,47 @@ def dropout_relative_reduction(runs: list[Run]) -> float:
         if sum(e[False]) > 0
     ]
     return sum(ratios) / len(ratios) if ratios else math.nan
+
+
+# -- dropout_retention: Fig. 9, test error against the retention probability p ----------------------------
+FIG9 = "Srivastava et al. 2014, Fig. 9"
+
+
+def retention_error(runs: list[Run], retain: float, scaling: str) -> float:
+    """Late test error (%) of the run with hidden retention ``retain`` (PyTorch drop 1 − p) under ``scaling``.
+
+    ``scaling`` is ``fixed_n`` (Fig. 9a) or ``fixed_pn`` (Fig. 9b); the net is the preset's ReLU/He-init one.
+    """
+    run = one(
+        runs,
+        scaling=scaling,
+        model__dropout=round(1.0 - retain, 6),
+        act__name="relu",
+        init__name="kaiming",
+        init__gain=None,
+    )
+    return 100.0 * late_test_error(run)
+
+
+@claim(
+    preset="dropout_retention",
+    source=FIG9 + "(a)",
+    text="Fixed n: retaining only 10 % of the hidden units underfits (late test error at p = 0.1 minus at "
+    "p = 0.5, percentage points)",
+    threshold="> 0 (paper: the error rises steeply below p ≈ 0.4)",
+    passes=lambda v: v > 0,
+)
+def low_retention_underfits(runs: list[Run]) -> float:
+    return retention_error(runs, 0.1, "fixed_n") - retention_error(runs, 0.5, "fixed_n")
+
+
+@claim(
+    preset="dropout_retention",
+    source=FIG9 + "(b)",
+    text="Fixed p·n: widening the layers to n = (p·n)/p lowers the error at p = 0.1 (error with p·n fixed "
+    "minus error with n fixed, percentage points)",
+    threshold="< 0 (paper: at small p the fixed-p·n nets err much less)",
+    passes=lambda v: v < 0,
+)
+def fixed_pn_helps_low_retention(runs: list[Run]) -> float:
+    return retention_error(runs, 0.1, "fixed_pn") - retention_error(runs, 0.1, "fixed_n")

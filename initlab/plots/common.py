@@ -109,10 +109,25 @@ def into_axes(opts: Options | None) -> bool:
 
 
 def suptitle(fig: Figure, what: str, runs: Sequence[Run], opts: Options | None = None) -> None:
+    """``what`` over the shared setup, which breaks at its `` · `` separators to fit the figure's width."""
     if into_axes(opts):
         return
-    setup = setup_title(runs)
-    fig.suptitle(f"{what}\n{setup}" if setup else what)
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    title = fig.suptitle(what)
+    renderer, font = RendererAgg(1, 1, 72), title.get_fontproperties()
+
+    def fits(text: str) -> bool:  # width in points (72 dpi) within 95 % of the figure's
+        width = renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+        return width <= 0.95 * 72 * fig.bbox.width / fig.dpi  # bbox: a SubFigure's own width too
+
+    lines = [what]
+    for part in setup_title(runs).split(" · ") if runs else []:
+        if len(lines) > 1 and fits(f"{lines[-1]} · {part}"):
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    title.set_text("\n".join(line for line in lines if line))
 
 
 def caption(fig: Figure, text: str) -> Figure:
