@@ -46,13 +46,17 @@ def _task(cfg: DictConfig) -> None:
 
 def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
     from initlab import lifeline, rundir
+    from initlab.config import validate
     from initlab.sweep import index_orphaned_job, job_label
-    from initlab.train import train
 
     run_dir = Path(hc.runtime.output_dir)
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
     label = job_label(hc) if multirun else None
     try:
+        if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
+            validate(cfg)
+        from initlab.train import train
+
         summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
     except UserError as exc:
         if not multirun:  # rejected before training: leave no run directory

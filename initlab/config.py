@@ -127,6 +127,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.batch_size", _int(1), "an integer >= 1"),
     ("train.eval_every", _int(1), "an integer >= 1"),
     ("train.eval_examples", _optional(_int(1)), "null or an integer >= 1"),
+    ("train.threads", lambda v: v == "auto" or _int(1)(v), "auto or an integer >= 1"),
     ("reg.l2", _num(0), "a number >= 0"),
     ("reg.l1", _num(0), "a number >= 0"),
     ("reg.entropy", _num(0), "a number >= 0"),
@@ -161,7 +162,16 @@ def _check_cnn(cfg: DictConfig, data: Any) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first value that is not allowed."""
+    """Raise :class:`ConfigError` for the first value that is not allowed.
+
+    The value rules come first: they need nothing heavy, so ``model.depth=0`` is refused before torch is
+    even imported (the registry names need the registries, which import torch).
+    """
+    for key, ok, allowed in RULES:
+        sentinel = object()
+        value = OmegaConf.select(cfg, key, default=sentinel)
+        if value is not sentinel and not ok(value):
+            raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
     for group in REGISTRY_KEYS:
         if OmegaConf.select(cfg, group) is None:  # a partial config (initlab.probe's probe settings)
             continue
@@ -169,11 +179,6 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, f"{group}.name")
         if not ok(value):
             raise ConfigError(f"{group}.name={value} is not allowed: expected {allowed}")
-    for key, ok, allowed in RULES:
-        sentinel = object()
-        value = OmegaConf.select(cfg, key, default=sentinel)
-        if value is not sentinel and not ok(value):
-            raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
     if OmegaConf.select(cfg, "optim.nesterov") and not OmegaConf.select(cfg, "optim.momentum"):
         raise ConfigError("optim.nesterov=true is not allowed with optim.momentum=0: expected a momentum > 0")
     if OmegaConf.select(cfg, "model.norm") == "batch" and OmegaConf.select(cfg, "train.batch_size") == 1:

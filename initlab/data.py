@@ -15,19 +15,25 @@ and standard deviation (one pair for all features, so images stay images) and tu
 Nothing is downloaded at run time: the first three are embedded, the others must already be on disk.
 Image sets say their shape as ``image_shape = (channels, height, width)``; the inputs are flattened in that
 (C, H, W) order, so ``x.view(-1, *image_shape)`` gives the images back (what a convolutional net needs).
+Generated sets (Shapeset) are kept in an on-disk cache shared by all processes (:func:`cached`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import math
+import os
 import pickle
+import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -70,16 +76,83 @@ ImageShape = tuple[int, int, int]
 Loaded = tuple[Arrays, int, ImageShape | None]  # what a loader returns: arrays, classes, image shape
 
 
+def cache_dir() -> Path:
+    """Where generated data sets are kept: ``$INITLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/initlab``,
+    else ``~/.cache/initlab``."""
+    if os.environ.get("INITLAB_CACHE_DIR"):
+        return Path(os.environ["INITLAB_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "initlab"
+
+
+def _source_digest(module: ModuleType) -> str:
+    """A digest of a generator's source: changing the generator invalidates what it cached."""
+    return hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:16]
+
+
+def cached(name: str, settings: dict[str, Any], make: Callable[[], Arrays], module: ModuleType) -> Arrays:
+    """``make()``, kept on disk under :func:`cache_dir` and keyed by ``settings`` and ``module``'s source.
+
+    Safe with concurrent processes (a joblib sweep starting its workers at once): one process generates
+    while holding a lock on the entry (the others wait, then read it); the file is written to a temporary
+    name and renamed, so a reader never sees half of it. A cache that cannot be read or written (read-only
+    disk, no ``fcntl``) only costs the generation.
+    """
+    key = json.dumps({"name": name, **settings, "source": _source_digest(module)}, sort_keys=True)
+    path = cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a") as lock:
+            _lock(lock)
+            if (hit := _read_npz(path)) is not None:
+                return hit
+            arrays = make()
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, *arrays)
+            os.replace(tmp, path)
+            return arrays
+    except OSError:
+        return make()
+
+
+def _lock(f: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks here: concurrent misses generate twice, still correct
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+
+
+def _read_npz(path: Path) -> Arrays | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            return tuple(z[f"arr_{i}"] for i in range(4))  # type: ignore[return-value]
+    except (OSError, ValueError, KeyError):  # a damaged entry is regenerated
+        return None
+
+
 @lru_cache(maxsize=8)
-def _shapeset(n_train: int, n_test: int, seed: int) -> Arrays:
-    x_tr, y_tr = shapeset.generate(n_train, seed)
-    x_te, y_te = shapeset.generate(n_test, seed + 1_000_003)
-    return x_tr, y_tr, x_te, y_te
+def _shapeset(n_train: int, n_test: int, seed: int, cache: bool) -> Arrays:
+    def make() -> Arrays:
+        x_tr, y_tr = shapeset.generate(n_train, seed)
+        x_te, y_te = shapeset.generate(n_test, seed + 1_000_003)
+        return x_tr, y_tr, x_te, y_te
+
+    if not cache:
+        return make()
+    return cached("shapeset", {"n_train": n_train, "n_test": n_test, "seed": seed}, make, shapeset)
 
 
 def load_shapeset(cfg: DictConfig) -> Loaded:
-    """Shapeset-3x2: ``n_train`` and ``n_test`` examples from two independent seeded streams."""
-    return _shapeset(cfg.n_train, cfg.n_test, cfg.seed), shapeset.N_CLASSES, (1, 32, 32)
+    """Shapeset-3x2: ``n_train`` and ``n_test`` examples from two independent seeded streams.
+
+    Generating 12,000 images takes seconds; with ``data.cache`` (the default) they are generated once
+    per machine and read from :func:`cache_dir` afterwards (see :func:`cached`).
+    """
+    arrays = _shapeset(cfg.n_train, cfg.n_test, cfg.seed, bool(cfg.get("cache", True)))
+    return arrays, shapeset.N_CLASSES, (1, 32, 32)
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> Arrays:

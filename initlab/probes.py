@@ -30,15 +30,17 @@ Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), st
 Statistics of each (computed by :mod:`initlab.stats`): mean, std, min, max, percentiles p02 p15 p50 p85
 p98 (Ioffe & Szegedy's Fig. 1 bands are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated``
 (``act`` of tanh: |a| > 0.99, sigmoid: a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n``
-(values) and ``n_nonfinite`` (inf/NaN, left out of every other statistic). Percentiles are exact up to
-8,192 values and taken on an evenly strided subsample of that size above it (weight matrices); all other
-statistics use every value.
+(values), ``n_nonfinite`` (inf/NaN, left out of every other statistic) and ``n_sample``. Up to 8,192
+values every statistic uses every value; above (weight matrices), the moments and extremes still do, while
+the percentiles, fractions and histogram come from a strided sample of about 4,096 values (``n_sample``;
+see :mod:`initlab.stats`).
 
 Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
 histograms of different steps are comparable (and stack into a heat map): [0, 1] or [-1, 1] for the
 ``act`` of sigmoid / tanh, softsign and for softmax outputs; otherwise the first probe's [min, max]
 widened by half its span on each side. Values outside the range are counted in ``underflow`` and
-``overflow``; with the stored edges a plot redraws the papers' normalized histograms exactly.
+``overflow``; with the stored edges a plot redraws the papers' normalized histograms exactly. The edges
+are written once per (layer, quantity) to ``hist_edges.parquet`` (:mod:`initlab.runs` joins them back).
 
 When: step 0 (the initialized net) and a schedule from ``conf/probe/``: ``log`` (about ``points`` steps,
 log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at step s reads the real
@@ -58,13 +60,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from initlab.hooks import Layer, Tracer
-from initlab.stats import BOUNDED_RANGE, SATURATION, STATS, stats_batch
-from initlab.storage import HISTS_FILE, LAYERS_FILE, ParquetLog
+from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, stats_table
+from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 
@@ -101,8 +104,12 @@ class Probe:
         self.steps = set(schedule(cfg, self.last_step(total_steps)))
         self.tracer = Tracer(model)
         self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
-        self.layers_log = ParquetLog(run_dir / LAYERS_FILE)
-        self.hists_log = ParquetLog(run_dir / HISTS_FILE)
+        self.run_dir = Path(run_dir)
+        # Plain values: an OmegaConf lookup costs microseconds, on every probed step.
+        self.bins = int(cfg.bins)
+        self.unit_distance, self.jacobian = bool(cfg.get("unit_distance")), bool(cfg.get("jacobian"))
+        self.log = ProbeLog(run_dir, STATS, INT_STATS, self.bins)
+        self._names: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
         self._warned = False
 
@@ -147,11 +154,10 @@ class Probe:
             out[(p.index, "weight")] = p.weight.detach()
             if p.weight.grad is not None:
                 out[(p.index, "grad_weight")] = p.weight.grad.detach()
-            if self.cfg.get("unit_distance", False):
+            if self.unit_distance:
                 w = p.weight.detach()[:512].reshape(min(len(p.weight), 512), -1)
                 out[(p.index, "unit_distance")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
-            jacobian = isinstance(p.module, nn.Linear) and p.act is not None and p.index > 1
-            if self.cfg.get("jacobian", False) and jacobian:
+            if self.jacobian and isinstance(p.module, nn.Linear) and p.act is not None and p.index > 1:
                 out[(p.index, "jacobian")] = self._jacobian_singular_values(p)
         return out
 
@@ -169,6 +175,7 @@ class Probe:
     def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
         todo = []
         kinds = {p.index: p.kind for p in self.layers}
+        new = [key for key in tensors if key not in self.ranges]
         for key in tensors:
             layer, quantity = key
             if key in self.ranges:
@@ -177,7 +184,7 @@ class Probe:
                 self.ranges[key] = BOUNDED_RANGE[kinds[layer]]
             else:
                 todo.append(key)
-        if not todo:
+        if not new:
             return
         ext = (
             torch.stack(
@@ -193,6 +200,8 @@ class Probe:
             )
             .cpu()
             .tolist()
+            if todo
+            else []
         )
         for key, (lo, hi) in zip(todo, ext, strict=True):
             if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -201,70 +210,63 @@ class Probe:
             if span <= 0:
                 span = max(abs(lo), 1e-12)
             self.ranges[key] = (lo - span / 2, hi + span / 2)
+        self._write_edges()
+
+    def _write_edges(self) -> None:
+        """``hist_edges.parquet``: the bin edges of every (layer, quantity), stored once for the run."""
+        keys = sorted(self.ranges, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        bins = self.bins
+        table = pa.table(
+            {
+                "layer": [k[0] for k in keys],
+                "quantity": [k[1] for k in keys],
+                "edges": [np.linspace(*self.ranges[k], bins + 1).tolist() for k in keys],
+            }
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_table(self.run_dir / HIST_EDGES_FILE, table)
 
     def record(self, step: int) -> None:
         """Compute and append the statistics of everything captured for ``step`` (then forget it)."""
         tensors = self._tensors()
         self._captured = {}
         self._set_ranges(tensors)
-        bins = self.cfg.bins
         keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
-        by_index = {p.index: p for p in self.layers}
-        rows = (
-            stats_batch(
-                [tensors[k] for k in keys],
-                [self.ranges[k] for k in keys],
-                bins,
-                [SATURATION.get(by_index[k[0]].kind) if k[1] == "act" else None for k in keys],
-            )
-            .cpu()
-            .numpy()
+        kinds = {p.index: p.kind for p in self.layers}
+        table = stats_table(
+            [tensors[k] for k in keys],
+            [self.ranges[k] for k in keys],
+            self.bins,
+            [SATURATION.get(kinds[k[0]]) if k[1] == "act" else None for k in keys],
         )
-        layer_rows, hist_rows = [], []
-        for (layer, quantity), values in zip(keys, rows, strict=True):
-            p = by_index[layer]
-            stats = dict(zip(STATS, values[: len(STATS)].tolist(), strict=True))
-            stats["n"], stats["n_nonfinite"] = int(stats["n"]), int(stats["n_nonfinite"])
-            if stats["n_nonfinite"] == stats["n"]:
-                stats.update({s: math.nan for s in STATS if s not in ("n", "n_nonfinite")})
-            layer_rows.append(
-                {
-                    "step": step,
-                    "layer": layer,
-                    "name": p.name,
-                    "quantity": quantity,
-                    "fan_in": p.fan_in,
-                    "fan_out": p.fan_out,
-                    **stats,
-                }
+        self._log(step, tuple(keys), table)
+
+    def _log(self, step: int, keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
+        """Hand the step's rows to the log, with the per-row labels (the same every step: cached)."""
+        names = self._names.get(keys)
+        if names is None:
+            by_index = {p.index: p for p in self.layers}
+            layers = [by_index[layer] for layer, _ in keys]
+            names = self._names[keys] = {
+                "layer": np.array([k[0] for k in keys], dtype=np.int64),
+                "name": np.array([p.name for p in layers], dtype=object),
+                "quantity": np.array([k[1] for k in keys], dtype=object),
+                "fan_in": np.array([p.fan_in for p in layers], dtype=np.int64),
+                "fan_out": np.array([p.fan_out for p in layers], dtype=np.int64),
+            }
+        self.log.append(step, names, table)
+        nonfinite = table[:, STATS.index("n_nonfinite")]
+        if not self._warned and nonfinite.any():
+            r = int(np.flatnonzero(nonfinite)[0])
+            warnings.warn(
+                f"step {step}: non-finite values in layer {keys[r][0]} {keys[r][1]} "
+                f"({int(nonfinite[r])} of {int(table[r, STATS.index('n')])}); counted in n_nonfinite",
+                stacklevel=3,
             )
-            lo, hi = self.ranges[(layer, quantity)]
-            counts = values[len(STATS) :]
-            hist_rows.append(
-                {
-                    "step": step,
-                    "layer": layer,
-                    "quantity": quantity,
-                    "edges": np.linspace(lo, hi, bins + 1).tolist(),
-                    "counts": counts[:bins].astype(np.int64).tolist(),
-                    "underflow": int(counts[bins]),
-                    "overflow": int(counts[bins + 1]),
-                    "n_nonfinite": stats["n_nonfinite"],
-                }
-            )
-            if stats["n_nonfinite"] and not self._warned:
-                warnings.warn(
-                    f"step {step}: non-finite values in layer {layer} {quantity} "
-                    f"({stats['n_nonfinite']} of {stats['n']}); counted in n_nonfinite",
-                    stacklevel=2,
-                )
-                self._warned = True
-        self.layers_log.append(layer_rows)
-        self.hists_log.append(hist_rows)
+            self._warned = True
 
     def close(self) -> None:
-        self.layers_log.close()
-        self.hists_log.close()
+        self.log.close()
 
 
 class FixedBatchProbe(Probe):

@@ -32,12 +32,20 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.runs import CONFIG_FILE, job_dirs, load_yaml, read_summary
-from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, parts_dir, write_json
+from initlab.storage import (
+    HIST_EDGES_FILE,
+    HISTS_FILE,
+    LAYERS_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    parts_dir,
+    write_json,
+)
 
 MANIFEST = ".initlab-resume.json"
 KEEP_STATUSES = ("completed", "diverged")
 IGNORED_KEYS = ("resume",)  # top-level config keys that do not make a run different
-RUN_FILES = (METRICS_FILE, LAYERS_FILE, HISTS_FILE, SUMMARY_FILE)
+RUN_FILES = (METRICS_FILE, LAYERS_FILE, HISTS_FILE, HIST_EDGES_FILE, SUMMARY_FILE)
 
 _kept: set[Path] = set()  # job directories skipped in this process (read by the callback's job line)
 

@@ -29,7 +29,15 @@ from typing import Any
 
 import pandas as pd
 
-from initlab.storage import HISTS_FILE, LAYERS_FILE, METRICS_FILE, SUMMARY_FILE, THEORY_FILE, parts_dir
+from initlab.storage import (
+    HIST_EDGES_FILE,
+    HISTS_FILE,
+    LAYERS_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    THEORY_FILE,
+    parts_dir,
+)
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
@@ -142,6 +150,19 @@ def read_parquet(path: Path, problems: list[str] | None = None) -> pd.DataFrame:
         if problems is not None:
             problems.append(f"{path}: unreadable ({type(exc).__name__}: {exc})")
         return pd.DataFrame()
+
+
+HIST_COLUMNS = ("step", "layer", "quantity", "edges", "counts", "underflow", "overflow", "n_nonfinite")
+
+
+def with_edges(hists: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """``hists`` with the ``edges`` of its (layer, quantity) in every row, columns in :data:`HIST_COLUMNS`
+    order; frames that already hold edges (older runs) or cannot be joined are returned as they are."""
+    if hists.empty or "edges" in hists or edges.empty:
+        return hists
+    joined = hists.merge(edges[["layer", "quantity", "edges"]], on=["layer", "quantity"], how="left")
+    order = [c for c in HIST_COLUMNS if c in joined] + [c for c in joined if c not in HIST_COLUMNS]
+    return joined[order]
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -259,8 +280,15 @@ class Run:
 
     @cached_property
     def hists(self) -> pd.DataFrame:
-        """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts."""
-        return read_parquet(self.path / HISTS_FILE, self.problems)
+        """``hists.parquet``: one row per (step, layer, quantity) with bin edges and counts.
+
+        The edges are stored once per (layer, quantity) in ``hist_edges.parquet`` and joined back here
+        (older runs stored them in every row: read as they are).
+        """
+        return with_edges(
+            read_parquet(self.path / HISTS_FILE, self.problems),
+            read_parquet(self.path / HIST_EDGES_FILE, self.problems),
+        )
 
     @cached_property
     def theory(self) -> pd.DataFrame:

@@ -4,7 +4,10 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 
 * ``metrics.parquet`` -- one row per (step, split): step, epoch, split, loss, reg_loss, accuracy, lr;
 * ``layers.parquet``  -- one row per (step, layer, quantity) with the probe statistics;
-* ``hists.parquet``   -- one row per (step, layer, quantity): bin edges, counts, under/overflow;
+* ``hists.parquet``   -- one row per (step, layer, quantity): counts, under/overflow (the bin edges are
+  fixed per (layer, quantity) for the whole run and stored once, in ``hist_edges.parquet``; the reader
+  joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
+* ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
 * ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies.
 
@@ -25,12 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 METRICS_FILE = "metrics.parquet"
 LAYERS_FILE = "layers.parquet"
 HISTS_FILE = "hists.parquet"
+HIST_EDGES_FILE = "hist_edges.parquet"
 SUMMARY_FILE = "summary.json"
 THEORY_FILE = "theory.parquet"
 
@@ -62,12 +67,16 @@ class ParquetLog:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
+        self._write_part(pa.Table.from_pylist(self._rows))
+        self._rows = []
+
+    def _write_part(self, table: pa.Table) -> None:
         self.parts.mkdir(parents=True, exist_ok=True)
         part = self.parts / f"part-{self._n_parts:06d}.parquet"
         tmp = part.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(self._rows), tmp)
+        pq.write_table(table, tmp)
         os.replace(tmp, part)
-        self._rows, self._n_parts = [], self._n_parts + 1
+        self._n_parts += 1
 
     def close(self) -> None:
         """Flush, then merge the parts into the final file (written to a temporary name, then renamed)."""
@@ -83,6 +92,114 @@ class ParquetLog:
                 writer.write_table(table.cast(schema))
         os.replace(tmp, self.path)
         shutil.rmtree(self.parts)
+
+
+class ColumnarLog(ParquetLog):
+    """A :class:`ParquetLog` fed with columns instead of rows: ``append({"step": array, ...})``.
+
+    Each append is a block of equal-length numpy arrays (a 2-D array becomes a list column, one row per
+    row); blocks are concatenated and written as one Parquet part every ``max_rows`` rows or
+    ``max_seconds``, with no per-row Python objects on the way.
+    """
+
+    def __init__(self, path: Path, max_rows: int = 20_000, max_seconds: float = 10.0) -> None:
+        super().__init__(path, max_rows, max_seconds)
+        self._blocks: list[dict[str, np.ndarray]] = []
+        self._n_rows = 0
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:  # type: ignore[override]
+        self._blocks.append(columns)
+        self._n_rows += len(next(iter(columns.values())))
+        if self._n_rows >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._blocks:
+            return
+        arrays = {}
+        for name in self._blocks[0]:
+            values = np.concatenate([b[name] for b in self._blocks])
+            if values.ndim == 2:
+                offsets = np.arange(0, values.size + 1, values.shape[1], dtype=np.int32)
+                arrays[name] = pa.ListArray.from_arrays(offsets, values.reshape(-1))
+            else:
+                arrays[name] = pa.array(values)
+        self._write_part(pa.table(arrays))
+        self._blocks, self._n_rows = [], 0
+
+
+class ProbeLog:
+    """``layers.parquet`` and ``hists.parquet`` of a probe, fed one block of statistics rows per step.
+
+    :meth:`append` only keeps the step's rows (a float64 array, one row per (layer, quantity): the
+    ``stats`` columns, then ``bins`` histogram counts, underflow and overflow) with the columns that name
+    them; every ``max_rows`` rows or ``max_seconds`` the blocks are turned into the two files' columns
+    and written as one Parquet part each (see :class:`ParquetLog`).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        stats: tuple[str, ...],
+        int_stats: tuple[str, ...],
+        bins: int,
+        max_rows: int = 20_000,
+        max_seconds: float = 10.0,
+    ) -> None:
+        self.layers = ColumnarLog(Path(run_dir) / LAYERS_FILE, max_rows=1 << 62, max_seconds=math.inf)
+        self.hists = ColumnarLog(Path(run_dir) / HISTS_FILE, max_rows=1 << 62, max_seconds=math.inf)
+        self.stats, self.int_stats, self.bins = stats, int_stats, bins
+        self.max_rows, self.max_seconds = max_rows, max_seconds
+        self._blocks: list[tuple[int, dict[str, np.ndarray], np.ndarray]] = []
+        self._n_rows = 0
+        self._last_flush = time.monotonic()
+
+    def append(self, step: int, names: dict[str, np.ndarray], table: np.ndarray) -> None:
+        """One step's rows: ``names`` (``layer``, ``quantity`` and any other per-row labels) and ``table``."""
+        self._blocks.append((step, names, table))
+        self._n_rows += len(table)
+        if self._n_rows >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._blocks:
+            return
+        steps = np.concatenate([np.full(len(t), s, dtype=np.int64) for s, _, t in self._blocks])
+        names = {k: np.concatenate([n[k] for _, n, _ in self._blocks]) for k in self._blocks[0][1]}
+        table = np.concatenate([t for _, _, t in self._blocks])
+        head, bins = len(self.stats), self.bins
+        stats = {s: table[:, j] for j, s in enumerate(self.stats)}
+        stats.update({s: stats[s].astype(np.int64) for s in self.int_stats})
+        self.layers.append({"step": steps, **names, **stats})
+        counts = table[:, head:].astype(np.int64)
+        self.hists.append(
+            {
+                "step": steps,
+                "layer": names["layer"],
+                "quantity": names["quantity"],
+                "counts": counts[:, :bins],
+                "underflow": counts[:, bins],
+                "overflow": counts[:, bins + 1],
+                "n_nonfinite": stats["n_nonfinite"],
+            }
+        )
+        self.layers.flush()
+        self.hists.flush()
+        self._blocks, self._n_rows = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.layers.close()
+        self.hists.close()
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Write a small Parquet file atomically (a reader sees the old file or the new one)."""
+    tmp = Path(path).with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
 
 
 def parts_dir(path: Path) -> Path:

@@ -120,6 +120,24 @@ def versions() -> dict[str, str]:
     }
 
 
+SMALL_STEP_MACS = 1e8  # below this many multiply-adds per step, one torch thread is fastest
+
+
+def pick_threads(setting: int | str, model: nn.Module, batch_size: int) -> int:
+    """Torch threads for a run: ``setting`` itself, or for ``auto`` 1 when a step is small.
+
+    A step's multiply-adds are about 3 · parameters · batch (forward, and backward for the inputs and the
+    weights). Below ``SMALL_STEP_MACS`` the ops are too short to split: extra threads only add
+    synchronization, and on a busy machine they wait for cores (2 threads with one competing process made
+    the default run many times slower). Above, ``auto`` keeps torch's current count (all cores, or what a
+    sweep's launcher gave the job).
+    """
+    if setting != "auto":
+        return int(setting)
+    macs = 3 * sum(p.numel() for p in model.parameters()) * batch_size
+    return 1 if macs < SMALL_STEP_MACS else torch.get_num_threads()
+
+
 def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str, Any]:
     """Run one configured training job, writing its logs into ``run_dir``; returns the summary.
 
@@ -140,6 +158,7 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
         "pid": os.getpid(),
     }
     logs: list[ParquetLog | Probe | NullProbe] = []
+    threads = torch.get_num_threads()
     try:
         with sigterm_as_interrupt():
             validate(cfg)
@@ -150,6 +169,8 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             data = load_data(cfg.data, device)
             check_model_fits(data.input_shape, data.n_classes, cfg.model, device)
             model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
+            torch.set_num_threads(pick_threads(cfg.train.get("threads", "auto"), model, cfg.train.batch_size))
+            summary["threads"] = torch.get_num_threads()
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
             moments = data_moments(cfg, data)
             summary.update(write_prediction(cfg, data.n_features, data.n_classes, moments, run_dir))
@@ -176,6 +197,7 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             raise refusal from exc
         raise
     finally:
+        torch.set_num_threads(threads)
         for log in logs:
             log.close()
         summary["wall_seconds"] = round(time.perf_counter() - started, 3)

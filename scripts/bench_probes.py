@@ -1,91 +1,148 @@
-"""Cost of the probes, as time ratios measured side by side in this one run.
+"""Cost of the probes and of the thread setting, as ratios measured side by side in this one run.
 
-    python scripts/bench_probes.py [--repeats 2] [--variants off,default,every] [--user-steps 600]
-                                   [overrides ...]
+    python scripts/bench_probes.py [--repeats 2] [--steps 1500] [--default-steps 10000] [--threads-steps 300]
+                                   [--rows default,every,threads] [overrides ...]
 
-Two benchmarks, each variant repeated ``--repeats`` times, interleaved (off, default, every, off, ...), and
-the fastest time of each compared, which damps noise from other processes:
+Rows (each is one function below, ``ROWS`` maps its name to it; add a row by adding a function):
 
-* ``initlab run``: the same config trained with probes off, on the default schedule and on every step.
-  Extra arguments are Hydra overrides applied to all of them (default: the default ``initlab run`` config;
-  ``experiment=he_conv`` trains the 30-layer conv net of the ``he_conv`` preset).
-* ``initlab.probe``: a user's own training loop (a small residual conv net defined in this script, never
-  seen by initlab) for ``--user-steps`` steps, without a probe and with ``initlab.probe(model, dir,
-  schedule="log", total_steps=N)`` (``--user-steps 0`` skips it).
+* ``default``  the default probe schedule vs probes off, on the default run's ``--default-steps`` (its
+  ~30 probed steps do not depend on the run's length, so a shorter run would overstate their cost);
+* ``every``    probes on every step (``probe=every``) vs probes off;
+* ``threads``  ``train.threads`` at its default vs ``train.threads=2``, both while one other process
+  keeps a core busy (what a shared machine looks like).
+
+Each variant of a row runs ``--repeats`` times, interleaved with its baseline (base, variant, base, ...),
+and the fastest training-loop time of each is compared (loop = wall time minus start-up, as recorded in
+summary.json), which damps the noise of other processes; both sides see the same machine. Two columns
+less sensitive to other processes come with it: the ratio of CPU times of the runs, and the probe's own
+CPU time (inside ``Probe.record`` and ``Probe.close``) added to the base run's. Extra
+arguments are Hydra overrides applied to every run (default: the default run, shortened to ``--steps``;
+``--threads-steps`` for the threads row, whose 2-thread side is slow on a busy machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing as mp
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from torch import nn
 
-import initlab
 from initlab.config import config_dir
+from initlab.data import load_data
+from initlab.probes import Probe
 from initlab.train import train
 
-VARIANTS = {"off": ["probe=off"], "default": ["probe=default"], "every": ["probe=every"]}
-LABELS = {"off": "probes off", "default": "default schedule", "every": "every step"}
+ARGS = argparse.Namespace()  # the command line, read by the rows
+Variant = tuple[list[str], Callable[[], Any] | None]  # overrides, and a context to run it in (or None)
 
 
-class UserNet(nn.Module):
-    """A residual conv net as a user might write it: shared in-place ReLU, BatchNorm, functional pooling."""
-
-    def __init__(self, channels: int = 32, blocks: int = 4, classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, channels, 3, padding=1, bias=False)
-        self.convs = nn.ModuleList(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False) for _ in range(blocks)
-        )
-        self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(blocks))
-        self.relu = nn.ReLU(inplace=True)
-        self.head = nn.Linear(channels, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.relu(self.stem(x))
-        for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = h + self.relu(norm(conv(h)))
-        return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))
+def _spin(stop: Any) -> None:
+    """A competing process: keeps one core busy until ``stop`` is set."""
+    x = 0
+    while not stop.is_set():
+        for _ in range(10_000):
+            x += 1
 
 
-def user_loop(steps: int, run_dir: Path | None) -> float:
-    """Seconds to train :class:`UserNet` for ``steps`` SGD steps on random 16x16 images (probed if a dir)."""
-    torch.manual_seed(0)
-    model = UserNet()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    gen = torch.Generator().manual_seed(0)
-    x, y = torch.randn(512, 3, 16, 16, generator=gen), torch.randint(0, 10, (512,), generator=gen)
-    start = time.perf_counter()
-    probe = initlab.probe(model, run_dir, schedule="log", total_steps=steps) if run_dir else None
-    for step in range(steps):
-        idx = torch.randint(0, 512, (32,), generator=gen)
-        with probe.step(step) if probe else torch.enable_grad():
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if probe:
-            probe.log_metrics(step, split="train", loss=loss.item())
-    if probe:
-        probe.close()
-    return time.perf_counter() - start
+@contextmanager
+def competing_process() -> Any:
+    stop = mp.Event()
+    proc = mp.Process(target=_spin, args=(stop,), daemon=True)
+    proc.start()
+    time.sleep(0.2)
+    try:
+        yield
+    finally:
+        stop.set()
+        proc.join()
 
 
-def fastest(jobs: dict[str, Callable[[int], float]], repeats: int, title: str) -> dict[str, float]:
-    best: dict[str, float] = {}
+class Probed:
+    """CPU seconds spent inside the probe's statistics and logging (``Probe.record`` and ``Probe.close``)."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("record", "close"):
+            method = getattr(Probe, name)
+
+            def timed(*args: Any, _method: Callable = method, **kwargs: Any) -> Any:
+                start = time.process_time()
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    cls.seconds += time.process_time() - start
+
+            setattr(Probe, name, timed)
+
+
+Times = tuple[float, float, float]  # loop wall seconds, CPU seconds of the run, CPU seconds in the probe
+
+
+def run_times(overrides: list[str], run_dir: Path, context: Callable[[], Any] | None = None) -> Times:
+    """One run: its training-loop wall time (wall time minus start-up), its CPU time, the probe's CPU time."""
+    cfg = compose("config", overrides=["train.progress=false", *overrides])
+    Probed.seconds = 0.0
+    cpu = time.process_time()
+    if context is None:
+        summary = train(cfg, run_dir)
+    else:
+        with context():
+            summary = train(cfg, run_dir)
+    return summary["wall_seconds"] - summary["startup_seconds"], time.process_time() - cpu, Probed.seconds
+
+
+def compare(
+    base: Variant, variant: Variant, common: list[str], repeats: int, tmp: Path
+) -> tuple[Times, Times]:
+    """Fastest times of ``base`` and ``variant`` (each column on its own), ``repeats`` interleaved runs."""
+    best = [(math.inf,) * 3, (math.inf,) * 3]
     for rep in range(repeats):
-        for name, job in jobs.items():
-            elapsed = job(rep)
-            best[name] = min(best.get(name, float("inf")), elapsed)
-            print(f"  {title}, run {rep + 1}: {LABELS[name]:<17} {elapsed:7.2f} s", flush=True)
-    return best
+        for side, (extra, context) in enumerate((base, variant)):
+            times = run_times([*common, *extra], tmp / f"{time.monotonic_ns()}-{rep}-{side}", context)
+            best[side] = tuple(min(a, b) for a, b in zip(best[side], times, strict=True))
+    return best[0], best[1]  # type: ignore[return-value]
+
+
+Row = tuple[str, Times, Times]  # label, base times, variant times
+
+
+def row_default(common: list[str], repeats: int, tmp: Path) -> Row:
+    common = [*common, f"train.steps={ARGS.default_steps}", f"train.eval_every={ARGS.default_steps // 20}"]
+    return (
+        "default schedule vs probes off",
+        *compare((["probe=off"], None), (["probe=default"], None), common, repeats, tmp),
+    )
+
+
+def row_every(common: list[str], repeats: int, tmp: Path) -> Row:
+    return (
+        "every step vs probes off",
+        *compare((["probe=off"], None), (["probe=every"], None), common, repeats, tmp),
+    )
+
+
+def row_threads(common: list[str], repeats: int, tmp: Path) -> Row:
+    """2 threads (the base) vs the default thread setting, one competing process running in both."""
+    common = [*common, f"train.steps={ARGS.threads_steps}", f"train.eval_every={ARGS.threads_steps}"]
+    two, default = (["probe=off", "train.threads=2"], competing_process), (["probe=off"], competing_process)
+    base, variant = compare(two, default, common, repeats, tmp)
+    return "threads default vs 2, busy machine", base, variant
+
+
+ROWS: dict[str, Callable[[list[str], int, Path], Row]] = {
+    "default": row_default,
+    "every": row_every,
+    "threads": row_threads,
+}
 
 
 def main() -> None:
@@ -93,41 +150,34 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--variants", default="off,default,every", help="which of off,default,every to run")
-    parser.add_argument("--user-steps", type=int, default=600, help="steps of the user loop (0: skip it)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--default-steps", type=int, default=10_000)
+    parser.add_argument("--threads-steps", type=int, default=300)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {','.join(ROWS)} to run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    chosen = {name: VARIANTS[name] for name in ["off", *args.variants.split(",")] if name in VARIANTS}
-    rows: list[tuple[str, dict[str, float]]] = []
+    ARGS.__dict__.update(vars(args))
+    common = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", *args.overrides]
+    results: list[Row] = []
+    Probed.install()
     with (
         initialize_config_dir(config_dir=str(config_dir()), version_base=None),
         tempfile.TemporaryDirectory() as tmp,
     ):
-
-        def run_job(name: str, extra: list[str]) -> Callable[[int], float]:
-            def job(rep: int) -> float:
-                cfg = compose("config", overrides=[*args.overrides, "train.progress=false", *extra])
-                start = time.perf_counter()
-                train(cfg, Path(tmp) / f"{rep}-{name}")
-                return time.perf_counter() - start
-
-            return job
-
-        title = "initlab run " + " ".join(args.overrides)
-        rows.append((title, fastest({n: run_job(n, e) for n, e in chosen.items()}, args.repeats, title)))
-        if args.user_steps > 0:
-            jobs = {
-                "off": lambda rep: user_loop(args.user_steps, None),
-                "default": lambda rep: user_loop(args.user_steps, Path(tmp) / f"user-{rep}"),
-            }
-            title = f"initlab.probe, user model ({args.user_steps} steps)"
-            rows.append((title, fastest(jobs, args.repeats, title)))
-    print(f"\nfastest of {args.repeats}, ratio to probes off:")
-    for title, best in rows:
-        ratios = "   ".join(
-            f"{LABELS[n]}: {best[n]:.2f} s ({best[n] / best['off']:.3f}x)" for n in best if n != "off"
+        load_data(compose("config", overrides=args.overrides).data)  # generated (and cached) before timing
+        run_times([*args.overrides, "train.steps=3", "probe=every"], Path(tmp) / "warm-up")  # first calls
+        for name in args.rows.split(","):
+            label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
+            results.append((label, base, variant))
+            print(f"  {label}: loop {base[0]:.2f} s -> {variant[0]:.2f} s", flush=True)
+    print(f"\nfastest of {args.repeats} interleaved runs each; loop = wall time minus start-up;")
+    print("cpu = CPU time of the whole run; probe = 1 + CPU time inside the probe / CPU time of the base run")
+    print(f"{'row':<38} {'base s':>7} {'variant s':>9} {'loop':>7} {'cpu':>7} {'probe':>7}")
+    for label, (b_loop, b_cpu, _), (v_loop, v_cpu, v_probe) in results:
+        probe = f"{1 + v_probe / b_cpu:6.3f}x" if v_probe else f"{'-':>7}"
+        print(
+            f"{label:<38} {b_loop:7.2f} {v_loop:9.2f} {v_loop / b_loop:6.3f}x {v_cpu / b_cpu:6.3f}x {probe}"
         )
-        print(f"{title:<40} probes off: {best['off']:.2f} s   {ratios}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import tempfile
 from collections.abc import Callable
 
 import pytest
@@ -44,6 +46,8 @@ TINY_CNN = ("model.channels=4", "model.depth=2", "train.steps=20", "train.progre
 def pytest_configure(config: pytest.Config) -> None:
     # With 2 threads on a busy 2-core machine, torch gets ~40x slower; tiny nets gain nothing from threads.
     torch.set_num_threads(1)
+    # Generated data sets are cached in a directory of this test session, not the user's ~/.cache.
+    os.environ["INITLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="initlab-test-cache-")
 
 
 def compose_cfg(*overrides: str, tiny: bool = True) -> DictConfig:

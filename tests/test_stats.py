@@ -1,0 +1,172 @@
+"""The fast statistics against numpy on every value, or on the documented strided sample."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from initlab import load_run
+from initlab.runs import HIST_COLUMNS, with_edges
+from initlab.stats import (
+    EXACT_VALUES,
+    PERCENTILES,
+    SAMPLE_VALUES,
+    SATURATION,
+    STATS,
+    _masked_row,
+    _queries,
+    sample_stride,
+    stats_table,
+)
+from initlab.storage import HIST_EDGES_FILE, HISTS_FILE
+
+BINS = 100
+COL = {s: j for j, s in enumerate(STATS)}
+
+
+def expected_row(x: np.ndarray, lo: float, hi: float, sat_threshold: float | None) -> dict[str, object]:
+    """numpy's statistics: moments/extremes from every finite value, the rest from the strided sample."""
+    flat = x.reshape(-1)
+    fin = flat[np.isfinite(flat)].astype(np.float64)
+    sample = flat[:: sample_stride(flat.size)]
+    sample = sample[np.isfinite(sample)]
+    counts, _ = np.histogram(sample, bins=BINS, range=(lo, hi))
+    return {
+        "mean": fin.mean(),
+        "std": fin.std(ddof=1),
+        "min": fin.min(),
+        "max": fin.max(),
+        "percentiles": np.quantile(sample.astype(np.float64), PERCENTILES),
+        "frac_zero": np.mean(sample == 0),
+        "frac_saturated": np.mean(np.abs(sample) > sat_threshold) if sat_threshold else math.nan,
+        "n": flat.size,
+        "n_nonfinite": flat.size - fin.size,
+        "n_sample": sample.size,  # the finite values of the sample
+        "counts": counts,
+        "underflow": np.sum(sample.astype(np.float64) < lo),  # float64: as the edges (numpy 2 would
+        "overflow": np.sum(sample.astype(np.float64) > hi),  # round a Python float to float32 here)
+    }
+
+
+def check(row: np.ndarray, want: dict[str, object]) -> None:
+    for key in ("mean", "std"):
+        assert row[COL[key]] == pytest.approx(want[key], rel=2e-5, abs=1e-7), key
+    assert (row[COL["min"]], row[COL["max"]]) == (want["min"], want["max"])
+    np.testing.assert_allclose(row[COL["p02"] : COL["p98"] + 1], want["percentiles"], rtol=1e-6, atol=1e-7)
+    assert row[COL["frac_zero"]] == pytest.approx(want["frac_zero"])
+    if math.isnan(want["frac_saturated"]):
+        assert math.isnan(row[COL["frac_saturated"]])
+    else:
+        assert row[COL["frac_saturated"]] == pytest.approx(want["frac_saturated"])
+    for key in ("n", "n_nonfinite", "n_sample"):
+        assert row[COL[key]] == want[key], key
+    np.testing.assert_array_equal(row[len(STATS) : len(STATS) + BINS], want["counts"])
+    assert (row[-2], row[-1]) == (want["underflow"], want["overflow"])
+
+
+def tensors(seed: int = 0) -> list[np.ndarray]:
+    """What a probe sees: batch activations (some with zeros), weight matrices, a conv weight, a conv map."""
+    rng = np.random.default_rng(seed)
+    relu = np.maximum(rng.standard_normal((10, 256)), 0)
+    return [
+        relu.astype(np.float32),  # small, half zeros
+        np.tanh(3 * rng.standard_normal((10, 256))).astype(np.float32),  # small, saturated
+        rng.standard_normal((10, 9)).astype(np.float32),  # tiny
+        (0.05 * rng.standard_normal((256, 1024))).astype(np.float32),  # large matrix
+        (0.1 * rng.standard_normal((256, 256)) + 0.02).astype(np.float32),  # large, mean off zero
+        rng.standard_normal((16, 8, 9, 9)).astype(np.float32),  # conv weight just above EXACT_VALUES
+        np.maximum(rng.standard_normal((4, 16, 12, 12)), 0).astype(np.float32),  # conv feature map
+    ]
+
+
+def test_fast_statistics_equal_numpy_on_every_value_or_the_documented_sample() -> None:
+    xs = tensors()
+    ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
+    sats = [None, SATURATION["tanh"], None, None, None, None, None]
+    table = stats_table([torch.from_numpy(x) for x in xs], ranges, BINS, sats)
+    for x, (lo, hi), sat, row in zip(xs, ranges, sats, table, strict=True):
+        check(row, expected_row(x, lo, hi, 0.99 if sat else None))
+    assert [int(r[COL["n_sample"]]) for r in table[:3]] == [2560, 2560, 90]  # small: every value
+    assert all(r[COL["n_sample"]] < r[COL["n"]] for r in table[3:])
+
+
+def test_sample_stride_is_coprime_and_visits_every_column() -> None:
+    assert sample_stride(EXACT_VALUES) == 1 and sample_stride(EXACT_VALUES + 1) > 1
+    for rows, cols in [(256, 1024), (256, 256), (1024, 784), (64, 3 * 3 * 32)]:
+        n = rows * cols
+        s = sample_stride(n)
+        assert math.gcd(s, n) == 1 and SAMPLE_VALUES / 2 < len(range(0, n, s)) <= SAMPLE_VALUES
+        columns = np.unique(np.arange(0, n, s) % cols)
+        assert len(columns) == min(cols, len(range(0, n, s)))  # a stride dividing cols would see cols / s
+
+
+def test_histogram_bins_are_numpys_even_at_the_edges() -> None:
+    lo, hi, bins = -0.3, 0.7, 10
+    edges = np.linspace(lo, hi, bins + 1)
+    around = np.concatenate([edges, np.nextafter(edges, -1), np.nextafter(edges, 2)])
+    x = np.concatenate([around.astype(np.float32), np.float32([-5, 5, 0, -0.0])])
+    row = stats_table([torch.from_numpy(x)], [(lo, hi)], bins, [None])[0]
+    counts, _ = np.histogram(x, bins=edges)
+    np.testing.assert_array_equal(row[len(STATS) : len(STATS) + bins], counts)
+    x64 = x.astype(np.float64)
+    assert row[-2] == np.sum(x64 < lo) and row[-1] == np.sum(x64 > hi)
+    assert row[COL["frac_zero"]] == pytest.approx(2 / len(x))
+    # float32 thresholds equivalent to the float64 edges for every float32 value
+    q = _queries(((lo, hi),), bins)[0]
+    for v in x:
+        assert [v < t for t in q[: bins + 1]] == [float(v) < e for e in edges]
+
+
+def test_nonfinite_values_are_counted_and_left_out() -> None:
+    small = np.float32([1, 2, 3, np.inf, -np.inf, np.nan])
+    large = np.random.default_rng(1).standard_normal(20_000).astype(np.float32)
+    stride = sample_stride(large.size)
+    large[1] = np.nan  # not in the sample
+    large[stride] = np.inf  # in the sample
+    large[5 * stride] = -np.inf
+    table = stats_table(
+        [torch.from_numpy(small), torch.from_numpy(large)], [(0, 4), (-4, 4)], BINS, [None] * 2
+    )
+    assert table[0, COL["n_nonfinite"]] == 3 and table[0, COL["mean"]] == 2 and table[0, COL["std"]] == 1
+    assert table[0, len(STATS) : len(STATS) + BINS].sum() == 3
+    check(table[1], expected_row(large, -4, 4, None))
+    assert table[1, COL["n_nonfinite"]] == 3
+    everything_bad = stats_table([torch.full((5,), math.nan)], [(0, 1)], BINS, [None])[0]
+    assert everything_bad[COL["n_nonfinite"]] == 5 and math.isnan(everything_bad[COL["mean"]])
+
+
+def test_fast_path_equals_the_masked_path_on_finite_tensors() -> None:
+    for x in tensors(seed=3):
+        t = torch.from_numpy(x)
+        fast = stats_table([t], [(-1.0, 1.0)], BINS, [SATURATION["tanh"]])[0]
+        sample = x.reshape(-1)[:: sample_stride(x.size)]
+        masked = _masked_row(t, sample, _queries(((-1.0, 1.0),), BINS)[0], BINS, SATURATION["tanh"])
+        np.testing.assert_allclose(fast, masked, rtol=2e-5, atol=1e-7)
+
+
+def test_a_large_mean_does_not_cost_the_std_its_precision() -> None:
+    x = (1000 + 1e-3 * np.random.default_rng(2).standard_normal(50_000)).astype(np.float32)
+    row = stats_table([torch.from_numpy(x)], [(999.0, 1001.0)], BINS, [None])[0]
+    assert row[COL["std"]] == pytest.approx(x.astype(np.float64).std(ddof=1), rel=1e-4)
+    assert row[COL["mean"]] == pytest.approx(x.astype(np.float64).mean(), rel=1e-7)
+
+
+def test_edges_are_stored_once_and_joined_back(tmp_path, make_cfg) -> None:
+    from initlab.train import train
+
+    train(make_cfg("probe=every", "probe.bins=12"), tmp_path)
+    on_disk = pd.read_parquet(tmp_path / HISTS_FILE)
+    edges = pd.read_parquet(tmp_path / HIST_EDGES_FILE)
+    assert "edges" not in on_disk and len(edges) == len(edges[["layer", "quantity"]].drop_duplicates())
+    hists = load_run(tmp_path).hists
+    assert list(hists.columns) == list(HIST_COLUMNS) and len(hists) == len(on_disk)
+    for row in hists.itertuples():
+        assert len(row.edges) == 13 and len(row.counts) == 12 and row.counts.dtype == np.int64
+    per_key = hists.groupby(["layer", "quantity"]).edges.apply(lambda e: len({tuple(x) for x in e}))
+    assert (per_key == 1).all()
+    old_format = hists.copy()
+    assert with_edges(old_format, edges) is old_format  # older runs kept edges in every row
