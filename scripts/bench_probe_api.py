@@ -8,7 +8,7 @@ the fastest time of each compared, which damps noise from other processes:
 
 * ``initlab run``: the same config trained with probes off, on the default schedule and on every step.
   Extra arguments are Hydra overrides applied to all of them (default: the default ``initlab run`` config;
-  ``experiment=he_conv`` trains the 30-layer conv net of the ``he_conv`` preset).
+  ``experiment=he_conv`` trains the 10-layer conv net of the ``he_conv`` preset).
 * ``initlab.probe``: a user's own training loop (a small residual conv net defined in this script, never
   seen by initlab) for ``--user-steps`` steps, without a probe and with ``initlab.probe(model, dir,
   schedule="log", total_steps=N)`` (``--user-steps 0`` skips it).
