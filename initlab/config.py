@@ -88,6 +88,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("device", *_one_of("cpu", "cuda", "auto")),
     ("model.depth", _int(1), "an integer >= 1"),
     ("model.width", _int(1), "an integer >= 1"),
+    ("model.channels", _int(1), "an integer >= 1"),
+    ("model.padding", *_one_of("zeros", "circular", "reflect", "replicate")),
     ("model.norm", *_one_of("none", "batch", "layer")),
     ("model.norm_position", *_one_of("before", "after")),
     ("model.bias", *_one_of(True, False)),
@@ -107,6 +109,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("init.sigma_b2", _num(0), "a number >= 0"),
     ("init.batch_size", _int(2), "an integer >= 2"),
     ("act.negative_slope", _num(0), "a number >= 0"),
+    ("act.init", _num(float("-inf")), "a number"),
     ("data.n_train", _optional(_int(1)), "null or an integer >= 1"),
     ("data.n_test", _optional(_int(1)), "null or an integer >= 1"),
     ("data.test_fraction", _num(0, 1, lo_open=True), "a number in (0, 1)"),
@@ -141,6 +144,23 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 
 
+def _check_cnn(cfg: DictConfig, data: Any) -> None:
+    """``model=cnn`` needs images and has no layer norm."""
+    if OmegaConf.select(cfg, "model.name") != "cnn":
+        return
+    from initlab.data import IMAGE_DATA
+
+    if data is not None and data not in IMAGE_DATA:
+        raise ConfigError(
+            f"model=cnn is not allowed with data={data}: expected an image data set ({', '.join(IMAGE_DATA)})"
+        )
+    if OmegaConf.select(cfg, "model.norm") not in (None, "none", "batch"):
+        raise ConfigError(
+            f"model.norm={OmegaConf.select(cfg, 'model.norm')} is not allowed with model=cnn: "
+            "expected none or batch"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that is not allowed.
 
@@ -153,6 +173,8 @@ def validate(cfg: DictConfig) -> None:
         if value is not sentinel and not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: expected {allowed}")
     for group in REGISTRY_KEYS:
+        if OmegaConf.select(cfg, group) is None:  # a partial config (initlab.probe's probe settings)
+            continue
         ok, allowed = _registry(group)
         value = OmegaConf.select(cfg, f"{group}.name")
         if not ok(value):
@@ -164,6 +186,7 @@ def validate(cfg: DictConfig) -> None:
             "model.norm=batch is not allowed with train.batch_size=1: expected train.batch_size >= 2"
         )
     data = OmegaConf.select(cfg, "data.name")
+    _check_cnn(cfg, data)
     for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null
         if data in ("gaussian", "shapeset") and OmegaConf.select(cfg, key) is None:
             raise ConfigError(f"{key}=null is not allowed with data={data}: expected an integer >= 1")

@@ -65,6 +65,11 @@ class Dataset:
     def n_features(self) -> int:
         return self.x_train.shape[1]
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """(channels, H, W) of an image data set, else (features,)."""
+        return tuple(self.image_shape) if self.image_shape is not None else (self.n_features,)
+
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 ImageShape = tuple[int, int, int]
@@ -187,6 +192,9 @@ def load_gaussian(cfg: DictConfig) -> Loaded:
     n = cfg.n_train
     return (x[:n], y[:n], x[n:], y[n:]), cfg.n_classes, None
 
+
+# The loaders that return images (``model=cnn`` needs one of them).
+IMAGE_DATA = ("cifar10", "digits", "fashion_mnist", "mnist", "shapeset")
 
 MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte",

@@ -1,9 +1,11 @@
 """Weight-initialization schemes, one small named function each.
 
-Every scheme fills the weight matrix ``W`` (shape ``n_out x n_in``) of one ``nn.Linear`` in place and
-delegates to :mod:`torch.nn.init` wherever torch implements it. ``n_in`` is the fan-in, ``n_out`` the
-fan-out. Default gains (``conf/init/*.yaml``): ``xavier`` (both distributions) and ``orthogonal`` 1, as in
-Glorot & Bengio, Saxe et al. and ``torch.nn.init``; ``kaiming`` null, i.e. the activation's gain
+Every scheme fills the weight ``W`` of one layer (``nn.Linear``: ``n_out x n_in``; ``nn.Conv2d``:
+``C_out x C_in x k x k``) in place and delegates to :mod:`torch.nn.init` wherever torch implements it.
+``n_in`` is the fan-in, ``n_out`` the fan-out, as torch computes them: for a k x k convolution
+n_in = k²·C_in and n_out = k²·C_out (He et al. 2015, Eq. 10: n = k²c). Default gains
+(``conf/init/*.yaml``): ``xavier`` (both distributions) and ``orthogonal`` 1, as in Glorot & Bengio,
+Saxe et al. and ``torch.nn.init``; ``kaiming`` null, i.e. the activation's gain
 (``torch.nn.init.calculate_gain`` where torch defines one, 1 elsewhere), which is He et al.'s derivation;
 ``lecun``, ``standard`` and the rest have none. ``init.gain=null`` makes any scheme with a gain follow the
 activation; a number sets it.
@@ -45,12 +47,22 @@ from torch import nn
 InitFn = Callable[[torch.Tensor, DictConfig, float], None]
 
 
+# Gains torch's calculate_gain does not know by name.
+GAINS: dict[str, Callable[[DictConfig], float]] = {
+    # He et al. 2015 Eq. 15: ½·(1 + a²)·n·Var[W] = 1 for PReLU with slope a (its initial value, act.init).
+    "prelu": lambda act: nn.init.calculate_gain("leaky_relu", act.get("init", 0.25)),
+}
+
+
 def activation_gain(act: DictConfig) -> float:
     """The recommended gain of an activation: ``torch.nn.init.calculate_gain`` where defined, else 1.
 
     torch defines it for linear (1), sigmoid (1), tanh (5/3), relu (√2), leaky_relu (√(2/(1+a²))) and
-    selu (3/4); softsign, elu, gelu and silu get 1.
+    selu (3/4); prelu with initial slope a gets √(2/(1+a²)) (He et al. Eq. 15); softsign, elu, gelu and
+    silu get 1.
     """
+    if act.name in GAINS:
+        return GAINS[act.name](act)
     try:
         return nn.init.calculate_gain(act.name, act.get("negative_slope", None))
     except ValueError:
@@ -74,7 +86,7 @@ def _normal(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
 
 def _standard(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
     """Glorot & Bengio's heuristic (their Eq. 1): W ~ U[-1/√n_in, 1/√n_in], so n_in·Var[W] = 1/3."""
-    bound = 1.0 / math.sqrt(w.shape[1])
+    bound = 1.0 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
     nn.init.uniform_(w, -bound, bound)
 
 

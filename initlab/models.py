@@ -1,12 +1,22 @@
-"""The network: a multilayer perceptron whose every hidden layer is a named block.
+"""The networks: a multilayer perceptron (``mlp``) and a plain convolutional net (``cnn``), both built of
+named blocks.
 
-    input -> [input dropout] -> depth x Block -> Linear "out" -> logits
+    mlp:  input -> [input dropout] -> depth x Block -> Linear "out" -> logits
 
-    Block = Linear "linear" -> [norm "norm", if before] -> activation "act" -> [norm "norm", if after]
-            -> [dropout "dropout"]
+          Block = Linear "linear" -> [norm "norm", if before] -> activation "act" -> [norm "norm", if after]
+                  -> [dropout "dropout"]
 
-The activation module of every block is called ``act``: the probes read its input (the pre-activation
-``preact``) and its output (``act``) through hooks, so the module layout is part of the contract.
+    cnn:  image (C x H x W) -> [input dropout] -> depth x ConvBlock -> global average pooling
+          -> Linear "out" -> logits
+
+          ConvBlock = Conv2d "conv" (3x3, stride 1, ``channels`` maps, size kept by padding ``padding``)
+                      -> [BatchNorm2d "norm", if before] -> activation "act" -> [BatchNorm2d, if after]
+                      -> [dropout "dropout"]
+
+The cnn is He et al. (2015)'s plain deep net at CPU scale: a VGG-style stack of 3x3 convolutions with no
+residual connections and no pooling between them (on 8x8 to 32x32 images), so that depth alone decides
+whether the signal survives. A conv layer's fan-in is n = k²·C_in (He et al. Eq. 10). The probes find
+the layers of any module (:mod:`initlab.hooks`); the activation module of each block follows its layer.
 
 Dropout is PyTorch's inverted dropout (Srivastava et al. 2014 with the rescaling moved to training time):
 in training each unit is zeroed with probability p and survivors are scaled by 1/(1−p); in eval mode it is
@@ -16,43 +26,52 @@ averages (factor ``bn_momentum``) at inference, then applies a learned scale γ 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-ACTIVATIONS: dict[str, Callable[[DictConfig], nn.Module]] = {
-    "relu": lambda cfg: nn.ReLU(),
-    "leaky_relu": lambda cfg: nn.LeakyReLU(cfg.get("negative_slope", 0.01)),
-    "tanh": lambda cfg: nn.Tanh(),
-    "sigmoid": lambda cfg: nn.Sigmoid(),
-    "softsign": lambda cfg: nn.Softsign(),
-    "elu": lambda cfg: nn.ELU(),
-    "selu": lambda cfg: nn.SELU(),
-    "gelu": lambda cfg: nn.GELU(),
-    "silu": lambda cfg: nn.SiLU(),
-    "linear": lambda cfg: nn.Identity(),
+# name -> (config, units or channels) -> module
+ACTIVATIONS: dict[str, Callable[[DictConfig, int], nn.Module]] = {
+    "relu": lambda cfg, n: nn.ReLU(),
+    "leaky_relu": lambda cfg, n: nn.LeakyReLU(cfg.get("negative_slope", 0.01)),
+    # He et al. 2015 Eq. 1: f(y_i) = max(0, y_i) + a_i·min(0, y_i), a learned slope a_i per unit/channel.
+    "prelu": lambda cfg, n: nn.PReLU(n, init=cfg.get("init", 0.25)),
+    "tanh": lambda cfg, n: nn.Tanh(),
+    "sigmoid": lambda cfg, n: nn.Sigmoid(),
+    "softsign": lambda cfg, n: nn.Softsign(),
+    "elu": lambda cfg, n: nn.ELU(),
+    "selu": lambda cfg, n: nn.SELU(),
+    "gelu": lambda cfg, n: nn.GELU(),
+    "silu": lambda cfg, n: nn.SiLU(),
+    "linear": lambda cfg, n: nn.Identity(),
 }
 
 NORMS: dict[str, Callable[[int, DictConfig], nn.Module]] = {
     "batch": lambda width, cfg: nn.BatchNorm1d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
     "layer": lambda width, cfg: nn.LayerNorm(width, eps=cfg.bn_eps),
 }
+CONV_NORMS: dict[str, Callable[[int, DictConfig], nn.Module]] = {
+    "batch": lambda channels, cfg: nn.BatchNorm2d(channels, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
+}
 
 
-def make_activation(cfg: DictConfig) -> nn.Module:
-    """The activation module named ``cfg.name``."""
-    return ACTIVATIONS[cfg.name](cfg)
+def make_activation(cfg: DictConfig, units: int = 1) -> nn.Module:
+    """The activation module named ``cfg.name`` for a layer of ``units`` units (channels)."""
+    return ACTIVATIONS[cfg.name](cfg, units)
 
 
-def make_block(n_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
-    """One hidden layer: linear, optional norm before/after the activation, activation, optional dropout."""
-    parts: list[tuple[str, nn.Module]] = [("linear", nn.Linear(n_in, cfg.width, bias=cfg.bias))]
-    norm = NORMS[cfg.norm](cfg.width, cfg) if cfg.norm != "none" else None
+def _block(
+    name: str, layer: nn.Module, units: int, norms: dict, cfg: DictConfig, act: DictConfig
+) -> nn.Sequential:
+    """Layer, optional norm before/after the activation, activation, optional dropout."""
+    parts: list[tuple[str, nn.Module]] = [(name, layer)]
+    norm = norms[cfg.norm](units, cfg) if cfg.norm != "none" else None
     if norm is not None and cfg.norm_position == "before":
         parts.append(("norm", norm))
-    parts.append(("act", make_activation(act)))
+    parts.append(("act", make_activation(act, units)))
     if norm is not None and cfg.norm_position == "after":
         parts.append(("norm", norm))
     if cfg.dropout > 0:
@@ -60,11 +79,23 @@ def make_block(n_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
     return nn.Sequential(OrderedDict(parts))
 
 
+def make_block(n_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
+    """One hidden layer of the MLP: linear, optional norm, activation, optional dropout."""
+    return _block("linear", nn.Linear(n_in, cfg.width, bias=cfg.bias), cfg.width, NORMS, cfg, act)
+
+
+def make_conv_block(c_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
+    """One conv layer of the CNN: 3x3 conv keeping the size, optional BatchNorm2d, activation, dropout."""
+    conv = nn.Conv2d(c_in, cfg.channels, 3, padding=1, padding_mode=cfg.padding, bias=cfg.bias)
+    return _block("conv", conv, cfg.channels, CONV_NORMS, cfg, act)
+
+
 class MLP(nn.Module):
     """``depth`` hidden blocks of ``width`` units and a linear read-out producing logits."""
 
-    def __init__(self, n_in: int, n_out: int, cfg: DictConfig, act: DictConfig) -> None:
+    def __init__(self, n_in: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig) -> None:
         super().__init__()
+        n_in = n_in if isinstance(n_in, int) else math.prod(n_in)
         self.input_dropout = nn.Dropout(cfg.input_dropout) if cfg.input_dropout > 0 else nn.Identity()
         widths = [n_in] + [cfg.width] * cfg.depth
         self.hidden = nn.ModuleList(make_block(w, cfg, act) for w in widths[:-1])
@@ -81,18 +112,55 @@ class MLP(nn.Module):
         return [block.linear for block in self.hidden] + [self.out]
 
 
-def mlp_parameters(n_in: int, n_out: int, cfg: DictConfig) -> int:
+class CNN(nn.Module):
+    """``depth`` 3x3 conv blocks of ``channels`` maps, global average pooling and a linear read-out.
+
+    Takes flat inputs (as the data loaders give them) of an image of ``input_shape`` = (C, H, W).
+    """
+
+    def __init__(self, input_shape: Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_dropout = nn.Dropout(cfg.input_dropout) if cfg.input_dropout > 0 else nn.Identity()
+        channels = [self.input_shape[0]] + [cfg.channels] * cfg.depth
+        self.hidden = nn.ModuleList(make_conv_block(c, cfg, act) for c in channels[:-1])
+        self.out = nn.Linear(cfg.channels, n_out, bias=cfg.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.input_dropout(x.reshape(len(x), *self.input_shape))
+        for block in self.hidden:
+            x = block(x)
+        return self.out(x.mean(dim=(2, 3)))
+
+    def linears(self) -> list[nn.Module]:
+        """Every weight layer in forward order: the blocks' ``conv``, then ``out``."""
+        return [block.conv for block in self.hidden] + [self.out]
+
+
+def mlp_parameters(n_in: int | Sequence[int], n_out: int, cfg: DictConfig) -> int:
     """Parameters of :class:`MLP`, from its config alone: Σ over weight layers of fan_in·fan_out (+ fan_out
     biases), plus 2·width per norm layer (γ and β)."""
+    n_in = n_in if isinstance(n_in, int) else math.prod(n_in)
     widths = [n_in] + [cfg.width] * cfg.depth + [n_out]
     weights = sum(a * b + (b if cfg.bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
     return weights + (2 * cfg.width * cfg.depth if cfg.norm != "none" else 0)
 
 
-MODELS: dict[str, Callable[[int, int, DictConfig, DictConfig], nn.Module]] = {"mlp": MLP}
-PARAMETER_COUNTS: dict[str, Callable[[int, int, DictConfig], int]] = {"mlp": mlp_parameters}
+def cnn_parameters(input_shape: Sequence[int], n_out: int, cfg: DictConfig) -> int:
+    """Parameters of :class:`CNN`: 9·C_in·C (+ C biases) per conv layer, C·n_out (+ n_out) for the read-out,
+    plus 2·C per norm layer and C per PReLU at most."""
+    channels = [int(input_shape[0])] + [cfg.channels] * cfg.depth
+    convs = sum(9 * a * b + (b if cfg.bias else 0) for a, b in zip(channels[:-1], channels[1:], strict=True))
+    extra = (2 if cfg.norm != "none" else 0) * cfg.channels * cfg.depth + cfg.channels * cfg.depth
+    return convs + cfg.channels * n_out + (n_out if cfg.bias else 0) + extra
 
 
-def build_model(n_in: int, n_out: int, cfg: DictConfig, act: DictConfig) -> MLP:
-    """The model named ``cfg.name`` (only ``mlp`` for now) for ``n_in`` inputs and ``n_out`` classes."""
-    return MODELS[cfg.name](n_in, n_out, cfg, act)
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": CNN}
+PARAMETER_COUNTS: dict[str, Callable[..., int]] = {"mlp": mlp_parameters, "cnn": cnn_parameters}
+
+
+def build_model(
+    input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig
+) -> nn.Module:
+    """The model named ``cfg.name`` for inputs of ``input_shape`` (features, or C x H x W for ``cnn``)."""
+    return MODELS[cfg.name](input_shape, n_out, cfg, act)

@@ -1,12 +1,16 @@
 """Per-layer probes: what Glorot & Bengio (2010) and Ioffe & Szegedy (2015) measured inside their nets.
 
-For every hidden layer l (1 = first) and the output layer (l = depth + 1), at the scheduled steps:
+The layers of any ``nn.Module`` are found by :mod:`initlab.hooks`: every module with a weight of two or
+more dimensions, in forward order (for initlab's nets, layer l = 1..depth are the hidden layers and
+depth + 1 the output layer); ``name`` is the module path and ``fan_in``/``fan_out`` are torch's fans
+(C_in·k² for a convolution). At the scheduled steps, for every layer l:
 
 ==================  ===========================================================================
-``weight``          the layer's weights W_l (after ``step`` updates)
-``preact``          the input of the nonlinearity (after batch norm when it sits before it);
-                    for the output layer, the logits
-``act``             the nonlinearity's output, before dropout; for the output layer, softmax(logits)
+``weight``          the layer's weights W_l (after ``step`` updates), every value (conv kernels too)
+``preact``          the input of the activation module that follows the layer (after batch norm when
+                    it sits before it); without one (the output layer, functional activations), the
+                    layer's output -- for the output layer, the logits
+``act``             the activation module's output, before dropout; absent without an activation module
 ``grad_preact``     the back-propagated gradient ∂L/∂preact (Glorot & Bengio's ∂Cost/∂s, Fig. 7)
 ``grad_weight``     ∂L/∂W_l (their Fig. 8)
 ==================  ===========================================================================
@@ -14,7 +18,7 @@ For every hidden layer l (1 = first) and the output layer (l = depth + 1), at th
 Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), stored like the others:
 
 ==================  ===========================================================================
-``jacobian``        layer l (2..depth): the singular values of J = ∂z^l/∂z^(l-1) = diag(f'(s^l))·W_l
+``jacobian``        linear layer l (2..depth): the singular values of J = ∂z^l/∂z^(l-1) = diag(f'(s^l))·W_l
                     for the first ``jacobian_examples`` examples of the probed batch; ``mean`` is
                     Glorot & Bengio's "average singular value" (≈0.5 standard, ≈0.8 normalized init).
                     Batch/layer norm inside the block is ignored (J of the linear→activation path).
@@ -53,7 +57,6 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +65,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from initlab.models import MLP
+from initlab.hooks import Layer, Tracer
 from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, stats_table
 from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
 
@@ -87,14 +90,6 @@ def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
     return sorted(SCHEDULES[cfg.schedule](cfg, total_steps) | {0})
 
 
-@dataclass
-class ProbedLayer:
-    index: int  # 1 = first hidden layer, depth + 1 = output layer
-    name: str  # module path of the linear layer
-    linear: nn.Linear
-    act: nn.Module | None  # the activation module (None for the output layer)
-
-
 class Probe:
     """Hooks that capture a model's per-layer tensors at scheduled steps and log their statistics.
 
@@ -104,15 +99,10 @@ class Probe:
     :class:`NullProbe` (probes off).
     """
 
-    def __init__(self, model: MLP, act_name: str, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
+    def __init__(self, model: nn.Module, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
         self.cfg = cfg
-        self.act_name = act_name
         self.steps = set(schedule(cfg, self.last_step(total_steps)))
-        self.layers = [
-            ProbedLayer(i + 1, f"hidden.{i}.linear", block.linear, block.act)
-            for i, block in enumerate(model.hidden)
-        ]
-        self.layers.append(ProbedLayer(len(model.hidden) + 1, "out", model.out, None))
+        self.tracer = Tracer(model)
         self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
         self.run_dir = Path(run_dir)
         # Plain values: an OmegaConf lookup costs microseconds, on every probed step.
@@ -145,68 +135,53 @@ class Probe:
         """Called once training ends (the training-pass probe has nothing left to read)."""
 
     # -- capture ---------------------------------------------------------------------------------------
-    def _keep(self, layer: int, quantity: str, t: Tensor) -> None:
-        self._captured[(layer, quantity)] = t.detach()
-
-    def _hook(self, layer: int, output: bool) -> Callable:
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-            pre = out if output else inputs[0]
-            self._keep(layer, "preact", pre)
-            self._keep(layer, "act", torch.softmax(out.detach(), dim=-1) if output else out)
-            if pre.requires_grad:
-                pre.register_hook(lambda g: self._keep(layer, "grad_preact", g))
-
-        return hook
+    @property
+    def layers(self) -> list[Layer]:
+        """The model's layers in forward order (known once the first probed pass ran)."""
+        return self.tracer.layers
 
     @contextmanager
     def capture(self) -> Iterator[None]:
-        """While active, forward/backward passes record every layer's tensors."""
-        handles = [
-            (p.linear if p.act is None else p.act).register_forward_hook(self._hook(p.index, p.act is None))
-            for p in self.layers
-        ]
-        try:
+        """While active, forward/backward passes record every layer's tensors (:mod:`initlab.hooks`)."""
+        with self.tracer.trace() as captured:
             yield
-        finally:
-            for h in handles:
-                h.remove()
+        self._captured.update(captured)
 
     # -- statistics ------------------------------------------------------------------------------------
     def _tensors(self) -> dict[tuple[int, str], Tensor]:
         out = dict(self._captured)
         for p in self.layers:
-            out[(p.index, "weight")] = p.linear.weight.detach()
-            if p.linear.weight.grad is not None:
-                out[(p.index, "grad_weight")] = p.linear.weight.grad.detach()
+            out[(p.index, "weight")] = p.weight.detach()
+            if p.weight.grad is not None:
+                out[(p.index, "grad_weight")] = p.weight.grad.detach()
             if self.unit_distance:
-                w = p.linear.weight.detach()[:512]
+                w = p.weight.detach()[:512].reshape(min(len(p.weight), 512), -1)
                 out[(p.index, "unit_distance")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
-            if self.jacobian and p.act is not None and p.index > 1:
+            if self.jacobian and isinstance(p.module, nn.Linear) and p.act is not None and p.index > 1:
                 out[(p.index, "jacobian")] = self._jacobian_singular_values(p)
         return out
 
-    def _jacobian_singular_values(self, p: ProbedLayer) -> Tensor:
+    def _jacobian_singular_values(self, p: Layer) -> Tensor:
         """Singular values of diag(f'(s))·W for the first examples of the captured pre-activations."""
         pre = self._captured.get((p.index, "preact"))
         if pre is None:
-            return p.linear.weight.new_full((1,), math.nan)
+            return p.weight.new_full((1,), math.nan)
         s = pre[: self.cfg.get("jacobian_examples", 8)].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             (slope,) = torch.autograd.grad(p.act(s).sum(), s)  # f'(s), elementwise activations
-        jac = slope.unsqueeze(-1) * p.linear.weight.detach().unsqueeze(0)
+        jac = slope.unsqueeze(-1) * p.weight.detach().unsqueeze(0)
         return torch.linalg.svdvals(jac.float()).reshape(-1)
 
     def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
         todo = []
+        kinds = {p.index: p.kind for p in self.layers}
         new = [key for key in tensors if key not in self.ranges]
         for key in tensors:
             layer, quantity = key
             if key in self.ranges:
                 continue
-            if quantity == "act" and layer == len(self.layers):
-                self.ranges[key] = (0.0, 1.0)
-            elif quantity == "act" and self.act_name in BOUNDED_RANGE:
-                self.ranges[key] = BOUNDED_RANGE[self.act_name]
+            if quantity == "act" and kinds[layer] in BOUNDED_RANGE:
+                self.ranges[key] = BOUNDED_RANGE[kinds[layer]]
             else:
                 todo.append(key)
         if not new:
@@ -257,12 +232,12 @@ class Probe:
         self._captured = {}
         self._set_ranges(tensors)
         keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
-        saturation = SATURATION.get(self.act_name)
+        kinds = {p.index: p.kind for p in self.layers}
         table = stats_table(
             [tensors[k] for k in keys],
             [self.ranges[k] for k in keys],
             self.bins,
-            [saturation if k[1] == "act" and k[0] < len(self.layers) else None for k in keys],
+            [SATURATION.get(kinds[k[0]]) if k[1] == "act" else None for k in keys],
         )
         self._log(step, tuple(keys), table)
 
@@ -276,8 +251,8 @@ class Probe:
                 "layer": np.array([k[0] for k in keys], dtype=np.int64),
                 "name": np.array([p.name for p in layers], dtype=object),
                 "quantity": np.array([k[1] for k in keys], dtype=object),
-                "fan_in": np.array([p.linear.in_features for p in layers], dtype=np.int64),
-                "fan_out": np.array([p.linear.out_features for p in layers], dtype=np.int64),
+                "fan_in": np.array([p.fan_in for p in layers], dtype=np.int64),
+                "fan_out": np.array([p.fan_out for p in layers], dtype=np.int64),
             }
         self.log.append(step, names, table)
         nonfinite = table[:, STATS.index("n_nonfinite")]
@@ -300,14 +275,13 @@ class FixedBatchProbe(Probe):
 
     def __init__(
         self,
-        model: MLP,
-        act_name: str,
+        model: nn.Module,
         cfg: DictConfig,
         total_steps: int,
         run_dir: Path,
         loss_of: Callable[[nn.Module], Tensor],
     ) -> None:
-        super().__init__(model, act_name, cfg, total_steps, run_dir)
+        super().__init__(model, cfg, total_steps, run_dir)
         self.model, self.loss_of = model, loss_of
 
     @staticmethod
@@ -331,11 +305,12 @@ class FixedBatchProbe(Probe):
             if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters())
             else []
         )
-        with torch.random.fork_rng(devices=devices), self.capture():
+        with torch.random.fork_rng(devices=devices):
             grads = [p.grad for p in model.parameters()]
             for p in model.parameters():
                 p.grad = None
-            loss_of(model).backward()
+            with self.capture():
+                loss_of(model).backward()
             self.record(step)
             for p, g in zip(model.parameters(), grads, strict=True):
                 p.grad = g
@@ -358,8 +333,7 @@ class NullProbe:
 
 
 def make_probe(
-    model: MLP,
-    act_name: str,
+    model: nn.Module,
     cfg: DictConfig,
     total_steps: int,
     run_dir: Path,
@@ -370,5 +344,5 @@ def make_probe(
         return NullProbe()
     if cfg.fixed_batch:
         assert fixed_loss is not None, "probe.fixed_batch needs the loss of the fixed batch"
-        return FixedBatchProbe(model, act_name, cfg, total_steps, run_dir, fixed_loss)
-    return Probe(model, act_name, cfg, total_steps, run_dir)
+        return FixedBatchProbe(model, cfg, total_steps, run_dir, fixed_loss)
+    return Probe(model, cfg, total_steps, run_dir)

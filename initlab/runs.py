@@ -382,10 +382,12 @@ class Run:
         return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
 
     def output_layer(self, layers: Iterable[int] = ()) -> int:
-        """The output layer's index: depth + 1 from the config, else the largest of ``layers``."""
+        """The output layer's index: depth + 1 from the config, else the last layer the probes logged
+        (or the largest of ``layers``): a model initlab did not build (``initlab.probe``) has no depth."""
         if self.depth is not None:
             return self.depth + 1
-        return max((int(x) for x in layers), default=0)
+        logged = self.layers["layer"].tolist() if "layer" in self.layers.columns else []
+        return max((int(x) for x in [*layers, *logged]), default=0)
 
     @cached_property
     def job(self) -> int | None:

@@ -17,7 +17,7 @@ import platform
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -167,8 +167,8 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
-            check_model_fits(data.n_features, data.n_classes, cfg.model, device)
-            model = build_model(data.n_features, data.n_classes, cfg.model, cfg.act).to(device)
+            check_model_fits(data.input_shape, data.n_classes, cfg.model, device)
+            model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
             torch.set_num_threads(pick_threads(cfg.train.get("threads", "auto"), model, cfg.train.batch_size))
             summary["threads"] = torch.get_num_threads()
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
@@ -178,7 +178,7 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             gen = torch.Generator().manual_seed(cfg.seed)
             metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
             probe = make_probe(
-                model, cfg.act.name, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
+                model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )
             logs = [metrics, probe]
             label = label or f"{cfg.init.name}/{cfg.act.name}"
@@ -237,15 +237,18 @@ def memory_bytes(device: torch.device) -> int | None:
         return None
 
 
-def check_model_fits(n_in: int, n_out: int, cfg: DictConfig, device: torch.device) -> None:
+def check_model_fits(
+    input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, device: torch.device
+) -> None:
     """ConfigError if the model's parameters alone (× ``BYTES_PER_PARAMETER``) exceed the device's memory."""
-    count = PARAMETER_COUNTS[cfg.name](n_in, n_out, cfg)
+    count = PARAMETER_COUNTS[cfg.name](input_shape, n_out, cfg)
     need, have = count * BYTES_PER_PARAMETER, memory_bytes(device)
     if have is not None and need > have:
+        size = "channels" if cfg.name == "cnn" else "width"
         raise ConfigError(
-            f"model.width={cfg.width} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
+            f"model.{size}={cfg[size]} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
             f"about {need / 1e9:.3g} GB to train, this {device.type} has {have / 1e9:.3g} GB; "
-            "expected a smaller model.width or model.depth"
+            f"expected a smaller model.{size} or model.depth"
         )
 
 

@@ -2,7 +2,8 @@
 
 ``make_cfg("init=kaiming", "act=relu")`` composes the real Hydra config (the same files `initlab run`
 reads) with the overrides given, on top of tiny defaults: 2 hidden layers of 16 units, 20 steps on a small
-Gaussian data set (dropped when the overrides pick another ``data=``), no progress bar. Later overrides of
+Gaussian data set (dropped when the overrides pick another ``data=``), no progress bar; ``model=cnn`` gets
+4 channels instead of the width. Later overrides of
 the same key win. ``make_cfg(..., tiny=False)`` starts from the plain defaults instead. The fixture
 ``tiny_overrides`` gives the same tiny settings as a list for ``initlab run`` on the command line.
 """
@@ -39,6 +40,7 @@ SUMMARY_KEYS = {
 
 TINY_DATA = ("data=gaussian", "data.dim=16", "data.n_train=200", "data.n_test=100")
 TINY_RUN = ("model.width=16", "model.depth=2", "train.steps=20", "train.progress=false")
+TINY_CNN = ("model.channels=4", "model.depth=2", "train.steps=20", "train.progress=false")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,7 +55,8 @@ def compose_cfg(*overrides: str, tiny: bool = True) -> DictConfig:
     given = list(overrides)
     if tiny:
         picks_data = any(o.startswith("data=") for o in given)
-        given = [*TINY_RUN, *(() if picks_data else TINY_DATA), *given]
+        tiny_run = TINY_CNN if "model=cnn" in given else TINY_RUN
+        given = [*tiny_run, *(() if picks_data else TINY_DATA), *given]
     merged: dict[str, str] = {}  # key -> override; a later override of a key replaces the earlier one
     for override in given:
         merged[override.split("=", 1)[0]] = override

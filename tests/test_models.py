@@ -23,6 +23,7 @@ REFERENCE = {
     "silu": lambda x: x / (1 + torch.exp(-x)),
     "linear": lambda x: x,
     "leaky_relu": lambda x: torch.where(x > 0, x, 0.01 * x),  # the slope in conf/act/leaky_relu.yaml
+    "prelu": lambda x: torch.where(x > 0, x, 0.25 * x),  # the initial slope in conf/act/prelu.yaml
 }
 
 
@@ -33,7 +34,7 @@ def test_every_activation_option_has_a_reference() -> None:
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_activation_computes_its_function(make_cfg, name: str) -> None:
     x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
-    act = make_activation(make_cfg(f"act={name}").act)
+    act = make_activation(make_cfg(f"act={name}").act).double()
     torch.testing.assert_close(act(x), REFERENCE[name](x))
 
 

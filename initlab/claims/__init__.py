@@ -18,8 +18,8 @@ every seed group, prints a table (value per seed, mean ± std, rule, verdict) an
 (init name and gain, activation, depth, ...): a seed group without such a run skips the claim ("needs
 ..."), and a seed group with two such runs is an error, never a silent choice.
 
-Claims live in one module per source (``glorot``, ``he``, ``ioffe``, ``srivastava``, ``handbook``, ...) and
-register themselves with the :func:`claim` decorator.
+Claims live in one module per source (``glorot``, ``he``, ``he_conv``, ``ioffe``, ``srivastava``,
+``handbook``, ``theory``, ...) and register themselves with the :func:`claim` decorator.
 """
 
 from __future__ import annotations

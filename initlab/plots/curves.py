@@ -37,7 +37,7 @@ from initlab.runs import SEED_KEY, Run, natural_key
 @styled
 def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
     """Train/test loss and error versus steps, a line per run; diverged runs end with ✕ (He et al. Fig. 3)."""
-    usable = [r for r in runs if has_columns(r.metrics, "step", "split", "loss", "accuracy")]
+    usable = [r for r in runs if has_columns(r.metrics, "step", "split", "loss")]
     if not usable:
         raise Skip("no run has metrics (metrics.parquet missing, empty or unreadable)")
     style = styles(runs, opts.color_by)
@@ -55,7 +55,8 @@ def fig_curves(runs: list[Run], opts: Options) -> list[Output]:
             if d.empty:
                 continue
             steps = d["step"].to_numpy()
-            loss, err = finite(d["loss"]), 100 * (1 - finite(d["accuracy"]))
+            loss = finite(d["loss"])
+            err = 100 * (1 - finite(d["accuracy"])) if "accuracy" in d else np.full(len(d), np.nan)
             for ax, y in ((ax_loss, loss), (ax_err, err)):
                 ax.plot(
                     steps,

@@ -209,7 +209,10 @@ def setup_title(runs: Sequence[Run]) -> str:
     if data := common("data.name"):
         parts.append(f"{data} data")
     depth, width = common("model.depth"), common("model.width")
-    if depth and width:
+    if common("model.name") == "cnn":
+        channels = common("model.channels")
+        parts.append(f"CNN, {depth or '?'} conv layers" + (f" of {channels} channels" if channels else ""))
+    elif depth and width:
         parts.append(f"MLP {depth}×{width}")
     elif depth:
         parts.append(f"MLP, {depth} hidden layers")

@@ -1,0 +1,233 @@
+"""Finding the layers of any ``nn.Module`` and capturing their tensors during one forward/backward pass.
+
+A **layer** is every module whose ``weight`` has two or more dimensions (``nn.Linear``, ``nn.Conv1d/2d/3d``,
+``nn.Embedding``, a custom module holding a weight matrix, ...) whose forward is called, numbered 1, 2, ...
+in the order of its first call in the first traced pass (the forward order). Its fans are
+``torch.nn.init._calculate_fan_in_and_fan_out(weight)``: (in, out) of a linear layer, (C_in·k², C_out·k²)
+of a k×k convolution -- the n of He et al. 2015, Eq. 10.
+
+Per traced pass, for each layer (first call only when a module is called more than once):
+
+=================  ========================================================================================
+``preact``         the input of the activation module that follows the layer -- the module whose input is
+                   the layer's output tensor itself, or the output of a norm module (batch, layer, group,
+                   instance, RMS norm) applied to it; without such a module (the output layer, functional
+                   activations such as ``F.relu``, a residual sum in between) the layer's output
+``act``            that activation module's output (none when there is no activation module)
+``grad_preact``    ∂L/∂preact, read by a tensor hook during the backward pass
+=================  ========================================================================================
+
+"Follows" is decided by tensor identity, never by module order, so an activation module shared by several
+layers (one ``nn.ReLU`` called after every conv) is matched to each call, and a residual ``x + f(x)``
+between a layer and an activation breaks the match. The input of an in-place activation
+(``nn.ReLU(inplace=True)``) is copied before the activation overwrites it. Activation modules are the
+classes of ``torch.nn.modules.activation`` (but ``MultiheadAttention``) and ``nn.Identity`` (initlab's
+``act=linear``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules import activation as _activation
+
+NORMS: tuple[type[nn.Module], ...] = tuple(
+    cls
+    for cls in (
+        nn.modules.batchnorm._NormBase,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        nn.LocalResponseNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if cls is not None
+)
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    *(
+        cls
+        for cls in vars(_activation).values()
+        if isinstance(cls, type)
+        and issubclass(cls, nn.Module)
+        and cls.__module__ == _activation.__name__
+        and cls is not nn.MultiheadAttention
+    ),
+    nn.Identity,
+)
+# Activations whose outputs have a fixed range and a saturation rule (see :mod:`initlab.stats`).
+KIND: dict[type[nn.Module], str] = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softsign: "softsign"}
+
+
+def is_layer(module: nn.Module) -> bool:
+    """A module whose ``weight`` has two or more dimensions."""
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, Tensor) and weight.ndim >= 2
+
+
+def is_norm(module: nn.Module) -> bool:
+    return isinstance(module, NORMS)
+
+
+def is_activation(module: nn.Module) -> bool:
+    return isinstance(module, ACTIVATIONS)
+
+
+@dataclass
+class Layer:
+    """One probed layer: its index (1 = first in forward order), module path, module and fans."""
+
+    index: int
+    name: str
+    module: nn.Module
+    fan_in: int
+    fan_out: int
+    act: nn.Module | None = None  # the activation module that followed it in the first traced pass
+
+    @property
+    def weight(self) -> Tensor:
+        return self.module.weight
+
+    @property
+    def kind(self) -> str | None:
+        """``tanh``, ``sigmoid`` or ``softsign`` when its activation is one of them (bounded outputs)."""
+        return KIND.get(type(self.act)) if self.act is not None else None
+
+
+def fans(weight: Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) as torch's initializers compute them: (in, out)·∏ kernel size."""
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+    return int(fan_in), int(fan_out)
+
+
+@dataclass
+class _Pass:
+    """What one traced pass has seen so far."""
+
+    source: dict[int, tuple[Layer, Tensor]] = field(default_factory=dict)  # id(tensor) -> (layer, tensor)
+    out: dict[int, Tensor] = field(default_factory=dict)
+    preact: dict[int, Tensor] = field(default_factory=dict)
+    act: dict[int, Tensor] = field(default_factory=dict)
+    grad_out: dict[int, Tensor] = field(default_factory=dict)
+    grad_preact: dict[int, Tensor] = field(default_factory=dict)
+    pending: dict[int, Layer] = field(default_factory=dict)  # id(act module) -> layer, between pre and post
+
+
+class Tracer:
+    """Discovers the layers of ``model`` and captures their tensors while :meth:`trace` is active."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.names: dict[nn.Module, str] = {}
+        for name, module in model.named_modules():
+            self.names.setdefault(module, name or type(module).__name__)
+        self.candidates = [m for m in self.names if is_layer(m) or is_norm(m) or is_activation(m)]
+        self.layers: list[Layer] = []
+        self._by_module: dict[nn.Module, Layer] = {}
+        self._frozen = False  # the layer list is fixed by the first traced pass
+
+    # -- hooks -----------------------------------------------------------------------------------------
+    def _layer_hook(self, state: _Pass):
+        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
+            if not isinstance(out, Tensor):
+                return
+            layer = self._by_module.get(module)
+            if layer is None and not self._frozen:
+                layer = Layer(len(self.layers) + 1, self.names[module], module, *fans(module.weight))
+                self.layers.append(layer)
+                self._by_module[module] = layer
+            if layer is None or layer.index in state.out:
+                return
+            state.out[layer.index] = out
+            state.source[id(out)] = (layer, out)
+            if out.requires_grad:
+                out.register_hook(lambda g, i=layer.index: state.grad_out.__setitem__(i, g))
+
+        return hook
+
+    @staticmethod
+    def _norm_hook(state: _Pass):
+        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
+            src = state.source.get(id(inputs[0])) if inputs else None
+            if src is not None and src[1] is inputs[0] and isinstance(out, Tensor):
+                state.source[id(out)] = (src[0], out)
+
+        return hook
+
+    def _act_pre_hook(self, state: _Pass):
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            x = inputs[0] if inputs else None
+            src = state.source.get(id(x))
+            if src is None or src[1] is not x or src[0].index in state.preact:
+                return
+            layer = src[0]
+            if not self._frozen and layer.act is None:
+                layer.act = module
+            state.preact[layer.index] = x.detach().clone() if getattr(module, "inplace", False) else x
+            state.pending[id(module)] = layer
+            if x.requires_grad:
+                x.register_hook(lambda g, i=layer.index: state.grad_preact.__setitem__(i, g))
+
+        return hook
+
+    @staticmethod
+    def _act_hook(state: _Pass):
+        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
+            layer = state.pending.pop(id(module), None)
+            if layer is not None and isinstance(out, Tensor):
+                state.act[layer.index] = out
+
+        return hook
+
+    @contextmanager
+    def trace(self) -> Iterator[dict[tuple[int, str], Tensor]]:
+        """Hooks on while active; on exit the yielded dict holds ``(layer, quantity) -> tensor``."""
+        state, captured = _Pass(), {}
+        handles = []
+        for m in self.candidates:
+            if is_layer(m):
+                handles.append(m.register_forward_hook(self._layer_hook(state)))
+            elif is_norm(m):
+                handles.append(m.register_forward_hook(self._norm_hook(state)))
+            else:
+                handles.append(m.register_forward_pre_hook(self._act_pre_hook(state)))
+                handles.append(m.register_forward_hook(self._act_hook(state)))
+        try:
+            yield captured
+        finally:
+            for h in handles:
+                h.remove()
+            if state.out and not self._frozen:
+                self._frozen = True
+            elif not self.layers and not self._frozen:
+                warnings.warn("the probed pass called no module with a weight of 2+ dimensions", stacklevel=3)
+            captured.update(self._collect(state))
+
+    @staticmethod
+    def _collect(state: _Pass) -> dict[tuple[int, str], Tensor]:
+        out: dict[tuple[int, str], Tensor] = {}
+        for index, y in state.out.items():
+            has_act = index in state.act
+            out[(index, "preact")] = (state.preact[index] if has_act else y).detach()
+            if has_act:
+                out[(index, "act")] = state.act[index].detach()
+            grad = state.grad_preact.get(index) if has_act else state.grad_out.get(index)
+            if grad is not None:
+                out[(index, "grad_preact")] = grad.detach()
+        return out
+
+
+def discover(model: nn.Module, *inputs: Tensor) -> list[Layer]:
+    """The layers of ``model`` as one forward pass on ``inputs`` in eval mode finds them (no gradients)."""
+    tracer = Tracer(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), tracer.trace():
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    return tracer.layers

@@ -1,0 +1,160 @@
+"""``initlab.probe``: the probes in the user's own training loop, on any ``nn.Module``.
+
+::
+
+    probe = initlab.probe(model, "runs/mine", schedule="log", total_steps=1000)  # or every=10, steps=[...]
+    for step, (x, y) in enumerate(batches):
+        with probe.step(step):          # probes this step's forward and backward pass when scheduled
+            loss = loss_fn(model(x), y)
+            loss.backward()
+        opt.step(); opt.zero_grad()
+        probe.log_metrics(step, split="train", loss=loss.item())   # optional: the data of `curves`
+    probe.close()                       # or: with initlab.probe(...) as probe:
+
+The directory it writes is a run directory (:mod:`initlab.storage`): ``layers.parquet`` and
+``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`initlab.hooks`),
+``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
+``summary.json`` (status, steps done) and ``.hydra/config.yaml`` holding the probe settings, so that
+``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
+model's trajectory is the same, bit for bit, with or without the probe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from initlab.config import ConfigError, config_dir, validate
+from initlab.probes import Probe
+from initlab.runs import CONFIG_FILE
+from initlab.storage import METRICS_FILE, SUMMARY_FILE, write_json
+
+METRICS_SECONDS = 10.0  # metrics.parquet is rewritten at most this often while the loop runs
+
+
+def probe_config(
+    schedule: str | None = None,
+    total_steps: int | None = None,
+    every: int | None = None,
+    steps: Sequence[int] | None = None,
+    **options: Any,
+) -> DictConfig:
+    """``conf/probe/default.yaml`` with the given settings; the schedule follows from what is given
+    (``steps`` -> list, ``every`` -> every, else log). Bad values raise :class:`ConfigError`."""
+    cfg = OmegaConf.load(config_dir() / "probe" / "default.yaml")
+    if schedule is None:
+        schedule = "list" if steps is not None else "every" if every is not None else "log"
+    if unknown := set(options) - set(cfg):
+        raise ConfigError(f"initlab.probe got unknown options {sorted(unknown)}: expected {', '.join(cfg)}")
+    cfg.merge_with({"schedule": schedule, **options})
+    if every is not None:
+        cfg.every = every
+    if steps is not None:
+        cfg.steps = list(steps)
+    validate(OmegaConf.create({"probe": cfg}))
+    if schedule == "log" and total_steps is None:
+        raise ConfigError("schedule='log' needs total_steps=N (the number of training steps)")
+    if total_steps is not None and not (
+        isinstance(total_steps, int) and not isinstance(total_steps, bool) and total_steps >= 1
+    ):
+        raise ConfigError(f"total_steps={total_steps} is not allowed: expected an integer >= 1")
+    if cfg.fixed_batch:
+        raise ConfigError("fixed_batch is not allowed in initlab.probe: expected 0 (the loop's own pass)")
+    return cfg
+
+
+class LoopProbe(Probe):
+    """A :class:`~initlab.probes.Probe` that owns its run directory; see the module docstring."""
+
+    def __init__(self, model: nn.Module, run_dir: Path, cfg: DictConfig, total_steps: int | None) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        bounded = total_steps is not None or cfg.schedule != "every"
+        limit = total_steps if total_steps is not None else max([0, *cfg.steps]) + 1
+        super().__init__(model, cfg, limit, self.run_dir)
+        self.every = None if bounded else int(cfg.every)
+        self.steps_done = 0
+        self.metrics: list[dict[str, Any]] = []
+        self._metrics_written = time.monotonic()
+        self._closed = False
+        (self.run_dir / CONFIG_FILE).parent.mkdir(exist_ok=True)
+        OmegaConf.save(OmegaConf.create({"probe": cfg}), self.run_dir / CONFIG_FILE)
+        self._write_summary("running")
+
+    def wants(self, step: int) -> bool:
+        return step % self.every == 0 if self.every is not None else step in self.steps
+
+    def step(self, step: int) -> AbstractContextManager[None]:
+        """Wrap one training step's forward and backward pass; it is probed when ``step`` is scheduled."""
+        self.steps_done = max(self.steps_done, step + 1)
+        return self._read_pass(step) if self.wants(step) else nullcontext()
+
+    def log_metrics(self, step: int, split: str = "train", **values: float) -> None:
+        """One row of ``metrics.parquet``: ``step``, ``split`` and the values (``loss``, ``accuracy``...)."""
+        row = {"step": int(step), "split": str(split), **{k: float(v) for k, v in values.items()}}
+        self.metrics.append(row)
+        if time.monotonic() - self._metrics_written > METRICS_SECONDS:
+            self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        self._metrics_written = time.monotonic()
+        if not self.metrics:
+            return
+        tmp = self.run_dir / (METRICS_FILE + ".tmp")
+        pd.DataFrame(self.metrics).to_parquet(tmp, index=False)
+        os.replace(tmp, self.run_dir / METRICS_FILE)
+
+    def _write_summary(self, status: str, **extra: Any) -> None:
+        summary = {"status": status, "steps_done": self.steps_done, "diverged_at": None, **extra}
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+
+    def close(self, status: str = "completed", error: str | None = None) -> None:
+        """Write every file in full (also called by ``with``; a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        super().close()
+        self._write_metrics()
+        self._write_summary(status, **({"error": error} if error else {}))
+
+    def __enter__(self) -> LoopProbe:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.close()
+        elif issubclass(kind, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", f"{kind.__name__}: {exc}")
+
+
+def probe(
+    model: nn.Module,
+    run_dir: str | Path,
+    schedule: str | None = None,
+    total_steps: int | None = None,
+    every: int | None = None,
+    steps: Sequence[int] | None = None,
+    **options: Any,
+) -> LoopProbe:
+    """Probe ``model`` in your own training loop, writing a run directory ``run_dir``.
+
+    ``schedule``: ``log`` (about ``points`` = 30 log-spaced steps up to ``total_steps``, the default),
+    ``every`` (every ``every`` steps, for ever unless ``total_steps`` is given) or ``list`` (``steps``);
+    step 0 is always probed. ``options``: the other keys of ``conf/probe/default.yaml`` (``points``,
+    ``bins``, ``jacobian``, ``unit_distance``, ...).
+    """
+    cfg = probe_config(schedule, total_steps, every, steps, **options)
+    return LoopProbe(model, Path(run_dir), cfg, total_steps)
