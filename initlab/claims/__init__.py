@@ -11,9 +11,9 @@ the rule that turns the per-seed numbers into a verdict:
   condition ``v > 0`` that is m > 2·s/√n; for a range, the interval lies inside it).
 
 Thresholds come from the papers and from theory, not from tuning. ``initlab check`` splits a preset's runs
-into seed groups (:func:`seed_groups`: through :func:`initlab.grouping.group_runs`, the runs that differ only in
-``seed`` are one setting, and seed group k holds every setting's run with seed k), evaluates every claim on
-every seed group, prints a table (value per seed, mean ± std, rule, verdict) and writes it to
+into seed groups (:func:`seed_groups`: through :func:`initlab.grouping.group_runs`, the runs that differ
+only in ``seed`` are one setting, and seed group k holds every setting's run with seed k), evaluates every
+claim on every seed group, prints a table (value per seed, mean ± std, rule, verdict) and writes it to
 ``DIR/claims.md``. A measure picks its runs with :func:`one`, which names the settings the claim assumes
 (init name and gain, activation, depth, ...): a seed group without such a run skips the claim ("needs
 ..."), and a seed group with two such runs is an error, never a silent choice.

@@ -108,7 +108,7 @@ RANK: dict[str, list[str]] = {"init": list(INIT_COLORS), "act": list(ACT_COLORS)
 
 
 def group_runs(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
-    """:func:`initlab.grouping.group_runs` in palette order: the groups (seeds of one setting) of every figure."""
+    """:func:`initlab.grouping.group_runs` in palette order: the seed groups of every figure."""
     return runs_group_runs(runs, RANK)
 
 
