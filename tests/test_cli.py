@@ -134,6 +134,12 @@ def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]
     assert not pd.read_parquet(run_dir / "metrics.parquet").duplicated(["step", "split"]).any()
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default action, also when pytest itself runs in the background (where the
+    shell starts it with SIGINT ignored, which a child would inherit and then never see Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
 def test_signal_stops_the_run_and_keeps_its_logs(tmp_path: Path, tiny_overrides: list[str], signum) -> None:
@@ -146,6 +152,7 @@ def test_signal_stops_the_run_and_keeps_its_logs(tmp_path: Path, tiny_overrides:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 60

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_DATA, TINY_RUN
-from test_cli import cli_env
+from test_cli import cli_env, default_sigint
 
 from initlab import lifeline, sweep_index
 from initlab.runs import read_parquet, read_summary
@@ -54,6 +54,7 @@ def test_killed_joblib_sweep_leaves_nothing_running(tmp_path: Path, signum: int,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the launcher and everything it starts share the session proc.pid
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 90
