@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_DATA, TINY_RUN
 from matplotlib.figure import Figure
 from test_plots import COUNTS, EDGES, STD, UNDERFLOW, write_run
 
@@ -21,17 +22,7 @@ from initlab.config import ConfigError
 from initlab.errors import UserError
 from initlab.sweep_index import build_index
 
-TINY = [
-    "data=gaussian",
-    "data.dim=16",
-    "data.n_train=200",
-    "data.n_test=100",
-    "model.width=16",
-    "model.depth=2",
-    "train.steps=20",
-    "train.eval_every=10",
-    "train.progress=false",
-]
+TINY = [*TINY_DATA, *TINY_RUN, "train.eval_every=10"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

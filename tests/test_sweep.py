@@ -18,22 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_DATA, TINY_RUN
 from omegaconf import OmegaConf
 
 from initlab import cli, sweep, sweep_index
 from initlab.config import config_dir
 
-TINY = [
-    "data=gaussian",
-    "data.dim=16",
-    "data.n_train=200",
-    "data.n_test=100",
-    "model.width=16",
-    "model.depth=2",
-    "train.steps=20",
-    "train.progress=false",
-    "probe=off",
-]
+TINY = [*TINY_DATA, *TINY_RUN, "probe=off"]
 
 
 def run_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> tuple[int, Path]:
