@@ -76,7 +76,7 @@ class Claim:
 
 
 CLAIMS: list[Claim] = []
-MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook", "he_conv", "theory")
+MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook", "he_conv", "theory", "sparsity")
 
 
 def claim(
