@@ -153,6 +153,7 @@ def swap_logs(runs: list[Run], a: dict[str, Any], b: dict[str, Any]) -> list[Run
                 metrics=other.metrics,
                 layers=other.layers,
                 hists=other.hists,
+                weights=other.weights,
             )
         )
     return out
