@@ -49,7 +49,8 @@ def entropy(logits: Tensor) -> Tensor:
 REGULARIZERS: dict[str, Callable[[float, nn.Module, Tensor], Tensor]] = {
     # L2 penalty λ·Σ‖W‖² on the weight matrices (Goodfellow et al. 2016 §7.1.1); biases are not penalized.
     "l2": lambda lam, model, logits: lam * sum(w.pow(2).sum() for w in weight_matrices(model)),
-    # L1 penalty λ·Σ|W|, which drives weights to exactly zero.
+    # L1 penalty λ·Σ|W|: drives weights whose data gradient is below λ to zero -- under SGD's subgradient
+    # λ·sign(W) into a band ±lr·λ around it, not exactly 0 (preset l1_sparsity).
     "l1": lambda lam, model, logits: lam * sum(w.abs().sum() for w in weight_matrices(model)),
     # Confidence penalty (Pereyra et al. 2017): loss − λ·H(p) *rewards* entropy, i.e. penalizes confident
     # predictions. The handbook prints L − λ·Σ p log p, which equals L + λ·H and would lower entropy; we

@@ -37,6 +37,7 @@ from initlab.storage import (
     HISTS_FILE,
     LAYERS_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     SUMMARY_FILE,
     parts_dir,
     write_json,
@@ -45,7 +46,7 @@ from initlab.storage import (
 MANIFEST = ".initlab-resume.json"
 KEEP_STATUSES = ("completed", "diverged")
 IGNORED_KEYS = ("resume",)  # top-level config keys that do not make a run different
-RUN_FILES = (METRICS_FILE, LAYERS_FILE, HISTS_FILE, HIST_EDGES_FILE, SUMMARY_FILE)
+RUN_FILES = (METRICS_FILE, LAYERS_FILE, HISTS_FILE, HIST_EDGES_FILE, SUMMARY_FILE, MODEL_FILE)
 
 _kept: set[Path] = set()  # job directories skipped in this process (read by the callback's job line)
 

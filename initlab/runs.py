@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from initlab.storage import (
@@ -33,6 +34,7 @@ from initlab.storage import (
     HISTS_FILE,
     LAYERS_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     SUMMARY_FILE,
     THEORY_FILE,
     parts_dir,
@@ -222,7 +224,7 @@ class Run:
     read. ``problems`` lists files that exist but could not be read.
     """
 
-    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists", "theory")
+    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists", "theory", "weights")
 
     def __init__(self, path: str | Path, problems: list[str] | None = None, **given: Any) -> None:
         """``given``: any of :attr:`FIELDS`, taken as given instead of read from disk."""
@@ -295,6 +297,22 @@ class Run:
         ``mean`` and ``variance`` (empty where the theory does not apply; ``summary["theory_skipped"]`` says
         why)."""
         return read_parquet(self.path / THEORY_FILE, self.problems)
+
+    @cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The final weight matrices of ``model.pt`` (``train.save_model=true``): every entry of the saved
+        ``state_dict`` with two or more dimensions (what the penalties cover), by name, in module order
+        (empty if absent)."""
+        if not (self.path / MODEL_FILE).is_file():
+            return {}
+        import torch  # lazily: most readers need no torch
+
+        try:
+            state = torch.load(self.path / MODEL_FILE, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: a problem, not a crash
+            self.problems.append(f"{self.path / MODEL_FILE}: unreadable ({exc})")
+            return {}
+        return {name: t.numpy() for name, t in state.items() if t.ndim >= 2}
 
     def hist_bins(
         self, quantity: str | None = None, layer: int | None = None, step: int | None = None

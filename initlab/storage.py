@@ -9,7 +9,8 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
   joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
 * ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
-* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies.
+* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies;
+* ``model.pt``        -- with ``train.save_model=true``: the final ``state_dict`` (:func:`save_model`).
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
@@ -38,6 +39,7 @@ HISTS_FILE = "hists.parquet"
 HIST_EDGES_FILE = "hist_edges.parquet"
 SUMMARY_FILE = "summary.json"
 THEORY_FILE = "theory.parquet"
+MODEL_FILE = "model.pt"
 
 
 class ParquetLog:
@@ -222,4 +224,18 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write strict JSON atomically: a reader sees the old file or the new one, never half of one."""
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_strict(data), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def save_model(path: Path, state: dict[str, Any]) -> None:
+    """Write a ``model.state_dict()`` with ``torch.save``, atomically (write, then rename).
+
+    Read back with ``torch.load(path, weights_only=True)`` (:attr:`initlab.runs.Run.weights` does) or
+    ``model.load_state_dict(...)`` on a model built from the run's config.
+    """
+    import torch  # lazily: readers of run directories need no torch
+
+    path = Path(path)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({name: t.detach().cpu() for name, t in state.items()}, tmp)
     os.replace(tmp, path)

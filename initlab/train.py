@@ -36,7 +36,7 @@ from initlab.inits import initialize
 from initlab.models import PARAMETER_COUNTS, build_model
 from initlab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.probes import NullProbe, Probe, make_probe
-from initlab.storage import METRICS_FILE, SUMMARY_FILE, ParquetLog, write_json
+from initlab.storage import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
 from initlab.theory import write_prediction
 
 
@@ -183,6 +183,8 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             logs = [metrics, probe]
             label = label or f"{cfg.init.name}/{cfg.act.name}"
             summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label))
+            if cfg.train.get("save_model", False):  # the final weights (also of a diverged run)
+                save_model(run_dir / MODEL_FILE, model.state_dict())
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
         print(

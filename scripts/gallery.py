@@ -49,6 +49,7 @@ GALLERY: list[tuple[str, str | None, str, dict[str, Any], str]] = [
     ("self_normalizing", None, "depth", {}, "variance_across_depth_step0.png"),
     ("lsuv", None, "depth", {}, "variance_across_depth_step0.png"),
     ("lsuv", None, "curves", {}, "learning_curves.png"),
+    ("l1_sparsity", None, "weights", {}, "final_weight_magnitudes.png"),
 ]
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from initlab.claims import select
 from initlab.runs import Run
 
+L1_EVERYWHERE = ("penalty=none,l2", "penalties.none.l1=${l1_lambda}", "penalties.l2.l1=${l1_lambda}")
+
 # claim -> (preset, extra overrides of `initlab run -m experiment=<preset>_quick`); one seed unless set.
 WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     # BN before tanh: each layer's input is renormalized, so ∂C/∂s no longer shrinks with depth
@@ -94,6 +96,11 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsuv_variance_on_held_out_batch": ("lsuv", ("init=lsuv", "init.tol=100", "train.steps=1")),
     "lsuv_starts_faster": ("lsuv", ("++init.tol=100",)),
     "orthonormal_relu_halves_variance": ("lsuv", ("init=orthogonal", "model.dropout=0.5", "train.steps=1")),
+    # lr 100x smaller: lr·λ₁·T = σ₀/100, so L1 carries no weight from beyond τ = σ₀/100 to 0
+    "l1_piles_weights_at_zero": ("l1_sparsity", ("penalty=l1", "optim.lr=5e-4")),
+    # the L2 and no-penalty runs get the L1 penalty too: their weights pile up at 0
+    "l2_no_pile_up_at_zero": ("l1_sparsity", L1_EVERYWHERE),
+    "no_penalty_stays_gaussian": ("l1_sparsity", L1_EVERYWHERE),
 }
 
 # claim -> (settings a, settings b) whose logs are exchanged within each seed of the quick preset's runs
@@ -146,6 +153,7 @@ def swap_logs(runs: list[Run], a: dict[str, Any], b: dict[str, Any]) -> list[Run
                 metrics=other.metrics,
                 layers=other.layers,
                 hists=other.hists,
+                weights=other.weights,
             )
         )
     return out

@@ -17,7 +17,8 @@ from initlab import cli
 from initlab.claims import evaluate_claim, load_claims
 from initlab.runs import collect_runs
 
-PAPER_MODULES = {f"initlab.claims.{m}" for m in ("glorot", "he", "ioffe", "srivastava", "handbook")}
+PAPER_SOURCES = ("glorot", "he", "ioffe", "srivastava", "handbook", "sparsity")
+PAPER_MODULES = {f"initlab.claims.{m}" for m in PAPER_SOURCES}
 CLAIMS = {c.name: c for c in load_claims() if c.measure.__module__ in PAPER_MODULES}
 
 # One sweep per distinct wrong setup; the claims that share it are checked on the same runs.

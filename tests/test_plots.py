@@ -35,6 +35,7 @@ TINY = [
     "data.n_test=100",
     "train.progress=false",
     "train.eval_every=10",
+    "train.save_model=true",  # model.pt: the `weights` figure
 ]
 PNG = b"\x89PNG\r\n\x1a\n"
 PDF = b"%PDF"

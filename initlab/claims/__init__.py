@@ -19,7 +19,7 @@ claim on every seed group, prints a table (value per seed, mean ± std, rule, ve
 ..."), and a seed group with two such runs is an error, never a silent choice.
 
 Claims live in one module per source (``glorot``, ``he``, ``he_conv``, ``ioffe``, ``srivastava``,
-``handbook``, ``theory``, ...) and register themselves with the :func:`claim` decorator.
+``handbook``, ``sparsity``, ``theory``, ...) and register themselves with the :func:`claim` decorator.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Claim:
 
 
 CLAIMS: list[Claim] = []
-MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook", "he_conv", "theory")
+MODULES = ("glorot", "he", "ioffe", "srivastava", "handbook", "he_conv", "theory", "sparsity")
 
 
 def claim(

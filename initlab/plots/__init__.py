@@ -34,11 +34,13 @@ from initlab.plots.drawing import (
     draw_hist,
     draw_percentiles,
     draw_stats,
+    draw_weights,
 )
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
+from initlab.plots.weights import fig_weights
 from initlab.runs import collect_runs
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "draw_hist",
     "draw_percentiles",
     "draw_stats",
+    "draw_weights",
     "fig_curves",
     "fig_depth",
     "fig_heatmap",
@@ -67,6 +70,7 @@ __all__ = [
     "fig_percentiles",
     "fig_stats",
     "fig_table",
+    "fig_weights",
     "group_runs",
     "label",
     "main",

@@ -21,6 +21,7 @@ from initlab.plots.hist import fig_hist
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.phase import fig_phase
 from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
+from initlab.plots.weights import fig_weights
 from initlab.runs import Run, collect_runs
 
 FIGURES: dict[str, tuple[FigureFunction, str]] = {
@@ -32,6 +33,7 @@ FIGURES: dict[str, tuple[FigureFunction, str]] = {
     "heatmap": (fig_heatmap, "a layer's act histogram over time as an image (x step, y value, log count)"),
     "table": (fig_table, "final test error, mean ± std over seeds: rows act/init, columns data set"),
     "phase": (fig_phase, "final train accuracy over (sigma_w^2, depth), 6·xi_c, critical sigma_w^2"),
+    "weights": (fig_weights, "final |w| per layer on a log axis (model.pt), one line per setting"),
 }
 
 

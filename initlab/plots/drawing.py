@@ -31,6 +31,7 @@ from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import hist_figure
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.style import STYLE
+from initlab.plots.weights import fig_weights
 from initlab.runs import Run, collect_runs
 
 Runs = Run | str | Path | pd.DataFrame | Iterable[Any]
@@ -144,6 +145,12 @@ def draw_heatmap(
     return _draw(fig_heatmap, runs, fig, ax, layers=layers, xscale=xscale)
 
 
+def draw_weights(runs: Runs, color_by: str | None = None, *, fig: Any = None, ax: Any = None) -> Any:
+    """The final weights' magnitudes |w| (``model.pt``) per log-spaced bin, a panel per layer, a line per
+    setting, with the init distribution and 1 % of the init std where the runs probed step 0."""
+    return _draw(fig_weights, runs, fig, ax, color_by=color_by)
+
+
 DRAW: dict[str, Callable[..., Any]] = {
     "hist": draw_hist,
     "stats": draw_stats,
@@ -151,6 +158,7 @@ DRAW: dict[str, Callable[..., Any]] = {
     "curves": draw_curves,
     "depth": draw_depth,
     "heatmap": draw_heatmap,
+    "weights": draw_weights,
 }
 
 
