@@ -7,7 +7,7 @@ goes through this module. The write side lives in :mod:`initlab.storage` (file n
 * A **run directory** holds ``summary.json`` or ``metrics.parquet`` (:func:`is_run_dir`); a **job
   directory** of a sweep holds ``.hydra/overrides.yaml`` (:func:`job_dirs`).
 * :func:`collect_runs` finds every run under run directories, sweep directories and globs.
-* :func:`parse_overrides` reads ``key=value`` overrides with Hydra's own parser.
+* :mod:`initlab.overrides` reads a run's ``key=value`` overrides with Hydra's own parser.
 * :class:`Run` (what :func:`load_run` returns) reads each file on first use: a sweep index reads only the
   overrides and ``summary.json`` of its jobs, a figure only the logs it draws.
 * Labels and seed groups of runs: :mod:`initlab.grouping`.
@@ -15,13 +15,12 @@ goes through this module. The write side lives in :mod:`initlab.storage` (file n
 
 from __future__ import annotations
 
-import functools
 import glob
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from initlab.overrides import override_texts, parse_overrides
 from initlab.storage import (
     HIST_EDGES_FILE,
     HISTS_FILE,
@@ -175,42 +175,6 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         return {"status": "missing", "error": f"{SUMMARY_FILE} unreadable: {exc}"}
-
-
-@functools.cache
-def _override_parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def _parsed(lines: Sequence[str]) -> list[Any]:
-    """Hydra's ``Override`` objects of ``lines``, deletions (``~key``) left out."""
-    return [o for o in _override_parser().parse_overrides([str(x) for x in lines]) if not o.is_delete()]
-
-
-def _key(override: Any) -> str:
-    return override.key_or_group + (f"@{override.package}" if override.package else "")
-
-
-def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
-    """``["init=xavier", "model.depth=2"]`` -> ``{"init": "xavier", "model.depth": 2}`` (typed by Hydra).
-
-    ``+key``/``++key`` count as ``key``; deletions (``~key``) are skipped; lists and dicts are kept as Hydra
-    writes them (``[0.9,0.99]``).
-    """
-    values: dict[str, Any] = {}
-    for override in _parsed(lines):
-        value = override.value()
-        if isinstance(value, list | dict):
-            value = override.get_value_element_as_str()
-        values[_key(override)] = value
-    return values
-
-
-def override_texts(lines: Sequence[str]) -> dict[str, str]:
-    """``key -> value`` exactly as written (``optim.lr=1e-3`` gives ``"1e-3"``), for labels."""
-    return {_key(o): o.input_line.split("=", 1)[1] for o in _parsed(lines)}
 
 
 # ---------------------------------------------------------------------------------------------------------
