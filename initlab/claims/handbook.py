@@ -7,6 +7,7 @@ Four presets (``conf/experiment/<preset>.yaml``):
                       rotation augmentation against no regularization, on 300 training digits (no claims:
                       see below).
 ``weight_decay``      the L2 penalty λ‖W‖² is weight decay 2λ under plain SGD, not under Adam (AdamW).
+                      (L1 puts weights near zero where L2 does not: ``l1_sparsity``, :mod:`.sparsity`.)
 ``self_normalizing``  SELU with LeCun normal init keeps mean 0 and variance 1 through 32 layers
                       (Klambauer et al. 2017); tanh and ReLU with the same init drift.
 ``lsuv``              layer-sequential unit-variance init (Mishkin & Matas 2016) against its orthonormal
