@@ -5,6 +5,7 @@ Three presets (``conf/experiment/``):
 
 * ``glorot_init`` -- Figs. 6-8 and the Jacobian singular values, on the freshly initialized net (tanh);
 * ``glorot_saturation`` -- Figs. 2 and 3: which layers saturate during training (sigmoid, tanh, softsign);
+  Fig. 4: where layer 1's final histogram of |a| peaks (±1 under tanh, the knees 0.6-0.8 under softsign);
 * ``glorot_table1`` -- Table 1 / Fig. 11: the ordering of final test errors on Shapeset.
 
 "Standard" init is their Eq. 1, W ~ U[-1/√n, 1/√n] (``init=standard``, n·Var[W] = 1/3); "normalized" init
@@ -29,6 +30,9 @@ Not reproduced at CPU scale (measured in the full presets; no claim encodes them
   after 5000 updates 53 % of its units have |a| > 0.99, against 4 % under standard init.
 * Fig. 3 depends on the scale: layer 1 of the tanh/standard net saturates first at widths 128 and 256 with
   lr 0.1, but at width 1000 its 98th percentile fell (0.86 to about 0.77) within 3000 updates.
+* Fig. 4 in the lower layers: after 5000 updates only layer 1 shows it (layer 2 peaks at |a| < 0.1 under
+  tanh, 0.2-0.4 under softsign), and softsign's layer-1 peak passes through its knees rather than staying:
+  its most populated 0.1-bin of |a| is [0.7, 0.8) at 5000 updates but [0.8, 0.9) at 10,000 and 20,000.
 * Table 1's values: after 4000 updates the errors are 72-84 %, not 16-83 %; only the ordering is claimed.
 """
 
@@ -112,7 +116,7 @@ def glorot_init_jacobian_normalized(runs: list[Run]) -> float:
     return _mean_jacobian_singular_value(_init_run(runs, NORMALIZED))
 
 
-# -- glorot_saturation: Figs. 2 and 3, during training ------------------------------------------------
+# -- glorot_saturation: Figs. 2-4, during training -------------------------------------------------------
 def _sat_run(runs: list[Run], act: str) -> Run:
     """The standard-init run of ``act`` with 4 hidden layers (Figs. 2, 3: the paper's 4-layer nets)."""
     return one(runs, act__name=act, model__depth=4, **STANDARD)
