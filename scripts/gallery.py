@@ -27,6 +27,7 @@ OUT = ROOT / "docs" / "figures"
 TANH = "act == 'tanh'"
 SIGMOID_STANDARD = "act == 'sigmoid' and init == 'standard'"
 FIG3_FIG10 = "act == 'tanh' or (act == 'softsign' and init == 'standard')"
+FIG4 = "act in ['tanh', 'softsign'] and init == 'standard'"
 DROPOUT = {"color_by": "dropout_regime", "logy": True}
 
 # (preset, filter on its sweep index or None, figure, options, file under docs/figures/PRESET/)
@@ -36,6 +37,7 @@ GALLERY: list[tuple[str, str | None, str, dict[str, Any], str]] = [
     ("glorot_init", TANH, "hist", {"quantity": "grad_weight"}, "fig8_weight_gradients_step0.png"),
     ("glorot_saturation", SIGMOID_STANDARD, "stats", {}, "fig2_sigmoid_activations.png"),
     ("glorot_saturation", FIG3_FIG10, "stats", {}, "fig3_fig10_tanh_softsign_activations.png"),
+    ("glorot_saturation", FIG4, "hist", {"quantity": "act", "step": "last"}, "fig4_activations_end.png"),
     ("glorot_table1", None, "curves", {}, "fig11_test_error_curves.png"),
     ("he_deep_relu", None, "depth", {"ref_ratio": 0.5}, "variance_across_depth_step0.png"),
     ("he_deep_relu", None, "curves", {}, "fig3_learning_curves.png"),

@@ -40,6 +40,12 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     # biases of −3 put every sigmoid near 0.05 from the start
     "glorot_saturation_sigmoid_lower_layers": ("glorot_saturation", ("act=sigmoid", "init.bias=-3")),
     "glorot_saturation_tanh_layer1_first": ("glorot_saturation", ("act=tanh", "optim.lr=0.001")),
+    # the same untrained nets: their layer-1 activations still peak near 0, as at initialization
+    "glorot_saturation_tanh_final_peak_saturated": ("glorot_saturation", ("act=tanh", "optim.lr=0.001")),
+    "glorot_saturation_softsign_final_peak_at_knee": (
+        "glorot_saturation",
+        ("act=softsign", "optim.lr=0.001"),
+    ),
     # no 5-layer sigmoid net learned at this size (batch norm: 0.81 error, Adam: 0.83, digits: 0.92), so the
     # sigmoid row is given the logs of a tanh net on digits (SWAPPED_IN_WRONG_RUNS)
     "glorot_table1_sigmoid_at_chance": (

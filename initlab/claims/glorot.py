@@ -5,6 +5,7 @@ Three presets (``conf/experiment/``):
 
 * ``glorot_init`` -- Figs. 6-8 and the Jacobian singular values, on the freshly initialized net (tanh);
 * ``glorot_saturation`` -- Figs. 2 and 3: which layers saturate during training (sigmoid, tanh, softsign);
+  Fig. 4: where layer 1's final histogram of |a| peaks (±1 under tanh, the knees 0.6-0.8 under softsign);
 * ``glorot_table1`` -- Table 1 / Fig. 11: the ordering of final test errors on Shapeset.
 
 "Standard" init is their Eq. 1, W ~ U[-1/√n, 1/√n] (``init=standard``, n·Var[W] = 1/3); "normalized" init
@@ -29,6 +30,9 @@ Not reproduced at CPU scale (measured in the full presets; no claim encodes them
   after 5000 updates 53 % of its units have |a| > 0.99, against 4 % under standard init.
 * Fig. 3 depends on the scale: layer 1 of the tanh/standard net saturates first at widths 128 and 256 with
   lr 0.1, but at width 1000 its 98th percentile fell (0.86 to about 0.77) within 3000 updates.
+* Fig. 4 in the lower layers: after 5000 updates only layer 1 shows it (layer 2 peaks at |a| < 0.1 under
+  tanh, 0.2-0.4 under softsign), and softsign's layer-1 peak passes through its knees rather than staying:
+  its most populated 0.1-bin of |a| is [0.7, 0.8) at 5000 updates but [0.8, 0.9) at 10,000 and 20,000.
 * Table 1's values: after 4000 updates the errors are 72-84 %, not 16-83 %; only the ordering is claimed.
 """
 
@@ -112,7 +116,7 @@ def glorot_init_jacobian_normalized(runs: list[Run]) -> float:
     return _mean_jacobian_singular_value(_init_run(runs, NORMALIZED))
 
 
-# -- glorot_saturation: Figs. 2 and 3, during training ------------------------------------------------
+# -- glorot_saturation: Figs. 2-4, during training -------------------------------------------------------
 def _sat_run(runs: list[Run], act: str) -> Run:
     """The standard-init run of ``act`` with 4 hidden layers (Figs. 2, 3: the paper's 4-layer nets)."""
     return one(runs, act__name=act, model__depth=4, **STANDARD)
@@ -194,6 +198,69 @@ def glorot_saturation_softsign_below_tanh(runs: list[Run]) -> float:
     softsign = _act_stat(_sat_run(runs, "softsign"), "p98", None)
     tanh = _act_stat(_sat_run(runs, "tanh"), "p98", None)
     return float(softsign[0] - tanh[0])
+
+
+# Fig. 4 reads the shape of the final histogram: |a| in bins of 0.1, the resolution of its "±(0.6-0.8)".
+ABS_BIN_WIDTH = 0.1
+SOFTSIGN_KNEE = (0.6, 0.8)  # softsign's slope (1 − |a|)² is 0.16 to 0.04 there: not linear, not saturated
+
+
+def abs_histogram(run: Run, layer: int, step: int | None = None, width: float = ABS_BIN_WIDTH) -> np.ndarray:
+    """Fraction of a layer's activations with |a| in [k·width, (k+1)·width), k = 0 .. 1/width − 1, at
+    ``step`` (None: the last probed step), read from its stored histogram over [-1, 1].
+
+    With F the stored histogram's cumulative fraction, linear inside each stored bin (values spread evenly
+    within a bin), the mass of |a| ∈ [u, v) is F(v) − F(u) + F(−u) − F(−v): exact when the stored edges
+    fall on multiples of ``width`` (100 bins over [-1, 1]: 0.02 apart).
+    """
+    bins = run.hist_bins("act", layer)
+    if bins.empty:
+        raise NotApplicable(f"{run.path} has no activation histogram of layer {layer}")
+    bins = bins[bins["step"] == (bins["step"].max() if step is None else step)]
+    if bins.empty:
+        raise NotApplicable(f"{run.path} has no activation histogram of layer {layer} at step {step}")
+    edges = np.append(bins["left"].to_numpy(), bins["right"].iloc[-1])
+    if edges[0] > -1 or edges[-1] < 1:
+        span = f"[{edges[0]:g}, {edges[-1]:g}]"
+        raise NotApplicable(f"{run.path}: histogram range {span} does not cover [-1, 1]")
+    cumulative = np.append(0.0, np.cumsum(bins["fraction"].to_numpy()))
+    grid = np.linspace(0.0, 1.0, round(1 / width) + 1)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        return np.interp(x, edges, cumulative)
+
+    return cdf(grid[1:]) - cdf(grid[:-1]) + cdf(-grid[:-1]) - cdf(-grid[1:])
+
+
+def final_abs_mode(run: Run, layer: int = 1, width: float = ABS_BIN_WIDTH) -> float:
+    """Centre of the most populated bin of |a| (:func:`abs_histogram`) at the last probed step."""
+    return (int(np.argmax(abs_histogram(run, layer, None, width))) + 0.5) * width
+
+
+@claim(
+    preset="glorot_saturation",
+    source="Glorot & Bengio 2010, Fig. 4 (top)",
+    text="tanh, standard init: at the end of training layer 1's activations peak at saturation, ±1 "
+    f"(centre of the most populated {ABS_BIN_WIDTH}-wide bin of |a| on the fixed batch)",
+    threshold="≥ 0.9: the bin [0.9, 1], where tanh's slope 1 − a² is below 0.19 (paper: mass at ±1)",
+    passes=lambda v: v >= 0.9,
+)
+def glorot_saturation_tanh_final_peak_saturated(runs: list[Run]) -> float:
+    return final_abs_mode(_sat_run(runs, "tanh"))
+
+
+@claim(
+    preset="glorot_saturation",
+    source="Glorot & Bengio 2010, Fig. 4 (bottom)",
+    text="softsign, standard init: at the end of training layer 1's activations peak at softsign's "
+    f"knees, neither at 0 nor at ±1 (centre of the most populated {ABS_BIN_WIDTH}-wide bin of |a| on "
+    "the fixed batch)",
+    threshold=f"within [{SOFTSIGN_KNEE[0]}, {SOFTSIGN_KNEE[1]}] (paper: peaks around ±(0.6–0.8), where the "
+    "slope (1 − |a|)² is 0.16 to 0.04)",
+    passes=lambda v: SOFTSIGN_KNEE[0] <= v <= SOFTSIGN_KNEE[1],
+)
+def glorot_saturation_softsign_final_peak_at_knee(runs: list[Run]) -> float:
+    return final_abs_mode(_sat_run(runs, "softsign"))
 
 
 # -- glorot_table1: Table 1 / Fig. 11, final test errors ----------------------------------------------
