@@ -9,7 +9,9 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
   joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
 * ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
-* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies.
+* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies;
+* ``mc_dropout.parquet`` -- with ``train.mc_masks=K``: Monte-Carlo dropout averages against the eval-mode
+  output on the test examples, written once at the end of training (:mod:`initlab.mc_dropout`).
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
@@ -38,6 +40,7 @@ HISTS_FILE = "hists.parquet"
 HIST_EDGES_FILE = "hist_edges.parquet"
 SUMMARY_FILE = "summary.json"
 THEORY_FILE = "theory.parquet"
+MC_DROPOUT_FILE = "mc_dropout.parquet"
 
 
 class ParquetLog:

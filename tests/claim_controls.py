@@ -94,6 +94,8 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsuv_variance_on_held_out_batch": ("lsuv", ("init=lsuv", "init.tol=100", "train.steps=1")),
     "lsuv_starts_faster": ("lsuv", ("++init.tol=100",)),
     "orthonormal_relu_halves_variance": ("lsuv", ("init=orthogonal", "model.dropout=0.5", "train.steps=1")),
+    # one mask is one thinned net, not an average: it errs far more than the weight-scaling rule
+    "mc_relu_matches_weight_scaling": ("dropout_mc", ("act=relu", "train.mc_masks=1")),
 }
 
 # claim -> (settings a, settings b) whose logs are exchanged within each seed of the quick preset's runs
@@ -115,6 +117,8 @@ SWAPPED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"scaling": "fixed_n", "model.dropout": 0.9},
         {"scaling": "fixed_n", "model.dropout": 0.5},
     ),
+    # the ReLU net's logits read as the linear net's: its mask average is biased (Jensen), not exact
+    "mc_linear_mask_average_is_eval_output": ({"act.name": "linear"}, {"act.name": "relu"}),
 }
 
 
@@ -146,6 +150,7 @@ def swap_logs(runs: list[Run], a: dict[str, Any], b: dict[str, Any]) -> list[Run
                 metrics=other.metrics,
                 layers=other.layers,
                 hists=other.hists,
+                mc_dropout=other.mc_dropout,
             )
         )
     return out
