@@ -94,8 +94,6 @@ WRONG_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lsuv_variance_on_held_out_batch": ("lsuv", ("init=lsuv", "init.tol=100", "train.steps=1")),
     "lsuv_starts_faster": ("lsuv", ("++init.tol=100",)),
     "orthonormal_relu_halves_variance": ("lsuv", ("init=orthogonal", "model.dropout=0.5", "train.steps=1")),
-    # one mask is one thinned net, not an average: it errs far more than the weight-scaling rule
-    "mc_relu_matches_weight_scaling": ("dropout_mc", ("act=relu", "train.mc_masks=1")),
 }
 
 # claim -> (settings a, settings b) whose logs are exchanged within each seed of the quick preset's runs

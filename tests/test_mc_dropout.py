@@ -18,10 +18,12 @@ from claim_controls import SWAPPED, swap_logs
 from torch import nn
 
 from initlab import cli
-from initlab.claims import evaluate, evaluate_claim, load_claims
+from initlab.claims import evaluate, evaluate_claim, load_claims, srivastava
 from initlab.config import ConfigError, validate
 from initlab.mc_dropout import k_grid, mc_dropout_table
-from initlab.runs import MissingData, collect_runs, load_run
+from initlab.plots import Options, Skip
+from initlab.plots.mc import fig_mc_dropout
+from initlab.runs import MissingData, Run, collect_runs, load_run
 from initlab.storage import MC_DROPOUT_FILE
 from initlab.train import train
 
@@ -112,6 +114,40 @@ def test_mc_masks_leaves_the_training_run_unchanged(make_cfg, tmp_path: Path) ->
     assert list(table.index) == k_grid(30) and (table["n_masks"] == 30).all()
     assert table["eval_error"].iloc[0] == pytest.approx(1 - runs[30].summary["final_test_accuracy"])
     assert (table["n_examples"] == 100).all()  # the test split's first eval_examples (TINY_DATA: 100)
+
+
+def _fake_run(act: str, rms_z: float, k_max: int = 100, dropout: float = 0.5, seed: int = 0) -> Run:
+    ks = k_grid(k_max)
+    table = pd.DataFrame(
+        {"k": ks, "mc_error": 0.1, "eval_error": 0.05, "rms_z": [rms_z] * len(ks), "n_masks": k_max}
+    )
+    config = {"act": {"name": act}, "model": {"dropout": dropout, "input_dropout": 0.0}, "seed": seed}
+    return Run(Path(f"fake-{act}-{seed}"), config=config, overrides=[], summary={}, mc_dropout=table)
+
+
+def test_the_linear_claim_reads_rms_z_at_k_max_of_the_linear_dropout_net() -> None:
+    measure = srivastava.mc_linear_mask_average_is_eval_output
+    assert measure([_fake_run("relu", 7.0), _fake_run("linear", 1.03)]) == pytest.approx(1.03)
+    with pytest.raises(MissingData, match="dropout"):
+        measure([_fake_run("linear", 1.0, dropout=0.0)])
+    with pytest.raises(MissingData, match="train.mc_masks >= 30"):
+        measure([_fake_run("linear", 1.0, k_max=20)])
+    with pytest.raises(MissingData, match="act.name=linear"):
+        measure([_fake_run("relu", 1.0)])
+
+
+def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_file() -> None:
+    runs = [_fake_run(act, z, seed=s) for act, z in (("linear", 1.0), ("relu", 5.0)) for s in (0, 1)]
+    [(name, fig)] = fig_mc_dropout(runs, Options())
+    assert name == "mc_dropout" and len(fig.axes) == 2
+    ax_err, ax_z = fig.axes
+    assert ax_err.get_xscale() == "log" and ax_z.get_yscale() == "log"
+    curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
+    assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
+    assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
+    bare = Run(Path("bare"), config={}, overrides=[], summary={}, mc_dropout=pd.DataFrame())
+    with pytest.raises(Skip, match="train.mc_masks"):
+        fig_mc_dropout([bare], Options())
 
 
 # -- the claims on the quick preset -----------------------------------------------------------------------

@@ -13,7 +13,9 @@ Preset ``dropout_mc``: §7.5 and Fig. 11, Monte-Carlo model averaging over k dro
 weight-scaling rule (the eval-mode net), from each run's ``mc_dropout.parquet`` (``train.mc_masks``,
 :mod:`initlab.mc_dropout`). For a net linear between its dropout layers the mask average of the logits is
 exactly the eval-mode output; with ReLUs weight scaling is an approximation whose test error Fig. 11 shows
-matched by Monte-Carlo averaging from k ≈ 50 on.
+matched by Monte-Carlo averaging from k ≈ 50 on. That second statement is not a claim here: at 1000 masks the
+Monte-Carlo average of the ReLU nets erred slightly *more* than weight scaling in every seed, by 1 to 4 of 898
+test examples (up to 2.0 paired standard errors; README, "What does not reproduce").
 
 A run's test error here is the mean over the last quarter of its test evaluations (not just the last one),
 so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim. Every claim
@@ -174,18 +176,3 @@ def mc_linear_mask_average_is_eval_output(runs: list[Run]) -> float:
         raise NotApplicable(f"needs train.mc_masks >= {MIN_MASKS} (the standard error's sample std)")
     return float(row["rms_z"])
 
-
-@claim(
-    preset="dropout_mc",
-    source=FIG11,
-    text="ReLU net: Monte-Carlo model averaging over K masks errs as much as the weight-scaling rule (test "
-    "error difference in paired standard errors)",
-    threshold="|z| ≤ 2 (paper: from k ≈ 50 on within one standard deviation)",
-    passes=lambda v: abs(v) <= 2,
-)
-def mc_relu_matches_weight_scaling(runs: list[Run]) -> float:
-    """(MC error − eval error) / SE at k = K of the ReLU net; SE: the paired standard error over test
-    examples (0 when both predict alike everywhere)."""
-    _, row = mc_table(one(runs, act__name="relu"))
-    diff, se = float(row["mc_error"] - row["eval_error"]), float(row["error_diff_se"])
-    return 0.0 if diff == 0 else diff / se if se > 0 else math.copysign(math.inf, diff)
