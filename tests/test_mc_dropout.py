@@ -122,7 +122,8 @@ def _fake_run(act: str, rms_z: float, k_max: int = 100, dropout: float = 0.5, se
         {"k": ks, "mc_error": 0.1, "eval_error": 0.05, "rms_z": [rms_z] * len(ks), "n_masks": k_max}
     )
     config = {"act": {"name": act}, "model": {"dropout": dropout, "input_dropout": 0.0}, "seed": seed}
-    return Run(Path(f"fake-{act}-{seed}"), config=config, overrides=[], summary={}, mc_dropout=table)
+    overrides = [f"act={act}", f"seed={seed}"]
+    return Run(Path(f"fake-{act}-{seed}"), config=config, overrides=overrides, summary={}, mc_dropout=table)
 
 
 def test_the_linear_claim_reads_rms_z_at_k_max_of_the_linear_dropout_net() -> None:

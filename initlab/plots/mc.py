@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from initlab.plots.common import (
     Options,
@@ -81,8 +81,9 @@ def fig_mc_dropout(runs: list[Run], opts: Options) -> list[Output]:
         ax.set_xscale("log")
         ax.set_xlabel("k, number of dropout masks averaged (log scale)")
     ax_z.set_yscale("log")
-    ax_z.yaxis.set_major_formatter(ScalarFormatter())
-    ax_z.yaxis.set_minor_formatter(ScalarFormatter())
+    ax_z.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax_z.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax_z.yaxis.set_minor_formatter(NullFormatter())
     ax_err.set_ylabel("test classification error (%)")
     ax_z.set_ylabel("rms of (mean − eval logits) / SE (log scale)")
     ax_err.set_title("Monte-Carlo averaging (solid) vs weight scaling (dashed)")
