@@ -34,6 +34,7 @@ _LAZY = {
     "draw_curves": "initlab.plots.drawing",
     "draw_depth": "initlab.plots.drawing",
     "draw_heatmap": "initlab.plots.drawing",
+    "draw_mc_dropout": "initlab.plots.drawing",
 }
 
 __all__ = ["Run", "RunData", "load_run", "__version__", *_LAZY]

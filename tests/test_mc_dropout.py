@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import torch
 from claim_controls import SWAPPED, swap_logs
+from matplotlib.figure import Figure
 from torch import nn
 
+import initlab
 from initlab import cli
 from initlab.claims import evaluate, evaluate_claim, load_claims, srivastava
 from initlab.config import ConfigError, validate
@@ -146,6 +148,8 @@ def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_f
     curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
     assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
     assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
+    axes = Figure().subplots(1, 2)
+    assert initlab.draw("mc_dropout", runs, ax=axes) is axes and axes[1].get_yscale() == "log"
     bare = Run(Path("bare"), config={}, overrides=[], summary={}, mc_dropout=pd.DataFrame())
     with pytest.raises(Skip, match="train.mc_masks"):
         fig_mc_dropout([bare], Options())
