@@ -35,6 +35,7 @@ _LAZY = {
     "draw_depth": "initlab.plots.drawing",
     "draw_heatmap": "initlab.plots.drawing",
     "draw_weights": "initlab.plots.drawing",
+    "draw_mc_dropout": "initlab.plots.drawing",
 }
 
 __all__ = ["Run", "RunData", "load_run", "__version__", *_LAZY]

@@ -129,6 +129,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.eval_examples", _optional(_int(1)), "null or an integer >= 1"),
     ("train.threads", lambda v: v == "auto" or _int(1)(v), "auto or an integer >= 1"),
     ("train.save_model", *_one_of(True, False)),
+    ("train.mc_masks", _int(0), "an integer >= 0 (0: off)"),
     ("reg.l2", _num(0), "a number >= 0"),
     ("reg.l1", _num(0), "a number >= 0"),
     ("reg.entropy", _num(0), "a number >= 0"),

@@ -33,6 +33,7 @@ from initlab.storage import (
     HIST_EDGES_FILE,
     HISTS_FILE,
     LAYERS_FILE,
+    MC_DROPOUT_FILE,
     METRICS_FILE,
     MODEL_FILE,
     SUMMARY_FILE,
@@ -188,7 +189,17 @@ class Run:
     read. ``problems`` lists files that exist but could not be read.
     """
 
-    FIELDS = ("config", "overrides", "summary", "metrics", "layers", "hists", "theory", "weights")
+    FIELDS = (
+        "config",
+        "overrides",
+        "summary",
+        "metrics",
+        "layers",
+        "hists",
+        "theory",
+        "weights",
+        "mc_dropout",
+    )
 
     def __init__(self, path: str | Path, problems: list[str] | None = None, **given: Any) -> None:
         """``given``: any of :attr:`FIELDS`, taken as given instead of read from disk."""
@@ -277,6 +288,21 @@ class Run:
             self.problems.append(f"{self.path / MODEL_FILE}: unreadable ({exc})")
             return {}
         return {name: t.numpy() for name, t in state.items() if t.ndim >= 2}
+
+    @cached_property
+    def mc_dropout(self) -> pd.DataFrame:
+        """``mc_dropout.parquet`` (runs with ``train.mc_masks=K``): one row per number of masks k with the
+        Monte-Carlo dropout average against the eval-mode output (:mod:`initlab.mc_dropout`); empty if
+        absent (see :meth:`mc_averaging`)."""
+        return read_parquet(self.path / MC_DROPOUT_FILE, self.problems)
+
+    def mc_averaging(self) -> pd.DataFrame:
+        """The rows of ``mc_dropout.parquet`` indexed by k (ascending); MissingData if the run has none
+        (trained with ``train.mc_masks=0``, or it did not complete)."""
+        table = self.mc_dropout
+        if table.empty or "k" not in table.columns:
+            raise MissingData(f"{self.path} has no {MC_DROPOUT_FILE} (run with train.mc_masks=K)")
+        return table.set_index("k").sort_index()
 
     def hist_bins(
         self, quantity: str | None = None, layer: int | None = None, step: int | None = None

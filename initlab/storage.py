@@ -11,6 +11,8 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
 * ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies;
 * ``model.pt``        -- with ``train.save_model=true``: the final ``state_dict`` (:func:`save_model`).
+* ``mc_dropout.parquet`` -- with ``train.mc_masks=K``: Monte-Carlo dropout averages against the eval-mode
+  output on the test examples, written once at the end of training (:mod:`initlab.mc_dropout`).
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
@@ -40,6 +42,7 @@ HIST_EDGES_FILE = "hist_edges.parquet"
 SUMMARY_FILE = "summary.json"
 THEORY_FILE = "theory.parquet"
 MODEL_FILE = "model.pt"
+MC_DROPOUT_FILE = "mc_dropout.parquet"
 
 
 class ParquetLog:

@@ -4,7 +4,9 @@ The loop is plain: sample a batch, forward, loss = cross-entropy + penalties, ba
 (max-norm projection), and every ``train.eval_every`` updates evaluate both splits. Everything random is
 seeded: ``torch.manual_seed(seed)`` for the weights and dropout masks, and a separate generator (seeded
 from ``seed`` too) for batch order and augmentation, so probing or evaluating never shifts the training
-trajectory. A NaN/inf loss stops the run with status ``diverged``; Ctrl-C or SIGTERM stops it with status
+trajectory. With ``train.mc_masks=K`` a completed run ends by comparing K dropout masks' average with the
+eval-mode output on the test examples (:mod:`initlab.mc_dropout`, on a forked random state). A NaN/inf loss
+stops the run with status ``diverged``; Ctrl-C or SIGTERM stops it with status
 ``interrupted``; both keep what was logged.
 """
 
@@ -33,6 +35,7 @@ from initlab.config import ConfigError, validate
 from initlab.data import Dataset, augment, load_data
 from initlab.errors import UserError
 from initlab.inits import initialize
+from initlab.mc_dropout import write_mc_dropout
 from initlab.models import PARAMETER_COUNTS, build_model
 from initlab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.probes import NullProbe, Probe, make_probe
@@ -185,6 +188,11 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label))
             if cfg.train.get("save_model", False):  # the final weights (also of a diverged run)
                 save_model(run_dir / MODEL_FILE, model.state_dict())
+            n_masks = cfg.train.get("mc_masks", 0)
+            if n_masks and summary["status"] == "completed":  # after training: the trajectory is done
+                n_eval = cfg.train.eval_examples
+                x, y = data.x_test[:n_eval], data.y_test[:n_eval]  # the test evaluation's examples
+                write_mc_dropout(model, x, y, n_masks, cfg.seed, run_dir)
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
         print(

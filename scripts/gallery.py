@@ -45,6 +45,7 @@ GALLERY: list[tuple[str, str | None, str, dict[str, Any], str]] = [
     ("bn_sigmoid", None, "percentiles", {}, "fig1bc_sigmoid_input_percentiles.png"),
     ("dropout", None, "curves", DROPOUT, "fig4_learning_curves.png"),
     ("dropout", None, "table", {}, "fig4_final_test_error.md"),
+    ("dropout_mc", None, "mc_dropout", {}, "fig11_mc_averaging.png"),
     ("symmetry", None, "curves", {}, "learning_curves_zeros_constant_xavier.png"),
     ("regularizers", None, "curves", {}, "learning_curves.png"),
     ("regularizers", None, "table", {}, "final_test_error.md"),

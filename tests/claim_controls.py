@@ -128,6 +128,8 @@ SWAPPED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"scaling": "fixed_n", "model.dropout": 0.9},
         {"scaling": "fixed_n", "model.dropout": 0.5},
     ),
+    # the ReLU net's logits read as the linear net's: its mask average is biased (Jensen), not exact
+    "mc_linear_mask_average_is_eval_output": ({"act.name": "linear"}, {"act.name": "relu"}),
 }
 
 
@@ -160,6 +162,7 @@ def swap_logs(runs: list[Run], a: dict[str, Any], b: dict[str, Any]) -> list[Run
                 layers=other.layers,
                 hists=other.hists,
                 weights=other.weights,
+                mc_dropout=other.mc_dropout,
             )
         )
     return out

@@ -196,7 +196,8 @@ def test_real_sweep_every_figure_png_and_pdf(
     assert cli.main(["plot", str(real["sweep"]), "--format", "png,pdf"]) == 0
     captured = capsys.readouterr()
     skipped = [line for line in captured.err.splitlines() if "skipped" in line]
-    assert "Traceback" not in captured.err and all(" phase: " in line for line in skipped)  # phase: a grid
+    assert "Traceback" not in captured.err
+    assert all(" phase: " in line or " mc_dropout: " in line for line in skipped)  # a grid; train.mc_masks
     printed = [Path(line) for line in captured.out.splitlines()]
     out = real["sweep"] / "figures"
     assert all(p.parent == out and p.exists() for p in printed)
@@ -216,9 +217,10 @@ def test_real_sweep_every_figure_png_and_pdf(
 
 
 NEEDS_A_GRID = ("phase",)  # drawn from a (σ_w², depth) sweep: tests/test_claims_theory.py
+NEEDS_MC_MASKS = ("mc_dropout",)  # drawn from runs with train.mc_masks: tests/test_mc_dropout.py
 
 
-@pytest.mark.parametrize("name", [n for n in P.FIGURES if n not in NEEDS_A_GRID])
+@pytest.mark.parametrize("name", [n for n in P.FIGURES if n not in NEEDS_A_GRID + NEEDS_MC_MASKS])
 def test_each_figure_from_real_runs(name: str, sweep_runs: list[RunData]) -> None:
     opts = P.Options()
     outputs = P.FIGURES[name][0](sweep_runs, opts)

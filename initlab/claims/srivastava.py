@@ -9,6 +9,14 @@ Preset ``dropout_retention``: their Fig. 9, the test error against the probabili
 unit, (a) with n units per layer fixed and (b) with p·n fixed (n = (p·n)/p). Small p underfits with n
 fixed; widening the layers by 1/p removes most of it.
 
+Preset ``dropout_mc``: §7.5 and Fig. 11, Monte-Carlo model averaging over k dropout masks against the
+weight-scaling rule (the eval-mode net), from each run's ``mc_dropout.parquet`` (``train.mc_masks``,
+:mod:`initlab.mc_dropout`). For a net linear between its dropout layers the mask average of the logits is
+exactly the eval-mode output; with ReLUs weight scaling is an approximation whose test error Fig. 11 shows
+matched by Monte-Carlo averaging from k ≈ 50 on. That second statement is not a claim here: at 1000 masks the
+Monte-Carlo average of the ReLU nets erred slightly *more* than weight scaling in every seed, by 1 to 4 of 898
+test examples (up to 2.0 paired standard errors; README, "What does not reproduce").
+
 A run's test error here is the mean over the last quarter of its test evaluations (not just the last one),
 so that one lucky or unlucky evaluation of a few hundred test examples does not decide a claim. Every claim
 is evaluated on the runs of each seed and must hold in every seed.
@@ -17,6 +25,8 @@ is evaluated on the runs of each seed and must hold in every seed.
 from __future__ import annotations
 
 import math
+
+import pandas as pd
 
 from initlab.claims import NotApplicable, claim, one
 from initlab.runs import Run
@@ -130,3 +140,39 @@ def low_retention_underfits(runs: list[Run]) -> float:
 )
 def fixed_pn_helps_low_retention(runs: list[Run]) -> float:
     return retention_error(runs, 0.1, "fixed_pn") - retention_error(runs, 0.1, "fixed_n")
+
+
+# -- dropout_mc: §7.5 / Fig. 11, Monte-Carlo model averaging against the weight-scaling rule -----------------
+FIG11 = "Srivastava et al. 2014, §7.5 and Fig. 11"
+MIN_MASKS = 30  # the Monte-Carlo standard error needs enough masks for the sample std: E[t²] = (K−1)/(K−3)
+
+
+def mc_table(run: Run) -> tuple[int, pd.Series]:
+    """(K, the mc_dropout.parquet row at k = K) of a run trained with dropout and ``train.mc_masks=K``."""
+    if not (float(run.cfg("model.dropout") or 0) > 0 or float(run.cfg("model.input_dropout") or 0) > 0):
+        raise NotApplicable("needs a net trained with dropout (model.dropout or model.input_dropout > 0)")
+    table = run.mc_averaging()
+    k = int(table.index.max())
+    return k, table.loc[k]
+
+
+@claim(
+    preset="dropout_mc",
+    source=FIG11 + "; E_m[W·(m⊙x)/q] = W·x",
+    text="Linear net: the mean logits over K dropout masks equal the eval-mode (weight-scaling) logits "
+    "within their Monte-Carlo error (rms over the test logits of (mean − eval) / standard error of the mean)",
+    threshold="≤ 2 (theory: ≈ 1, exact equality; a bias b would give √(1 + K·b²/s²))",
+    passes=lambda v: v <= 2,
+)
+def mc_linear_mask_average_is_eval_output(runs: list[Run]) -> float:
+    """``rms_z`` at k = K of the act=linear net: ≈ 1 where E_m[logits] is exactly the eval-mode output.
+
+    A linear net (identity activations, no norm or eval-mode batch norm) is multilinear in its independent
+    masks, so the mask average of its logits is exactly the eval-mode output, and the mean of K samples
+    scatters about it by its standard error s/√K (:mod:`initlab.mc_dropout`).
+    """
+    k, row = mc_table(one(runs, act__name="linear"))
+    if k < MIN_MASKS:
+        raise NotApplicable(f"needs train.mc_masks >= {MIN_MASKS} (the standard error's sample std)")
+    return float(row["rms_z"])
+

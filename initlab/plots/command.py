@@ -18,6 +18,7 @@ from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import fig_depth
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import fig_hist
+from initlab.plots.mc import fig_mc_dropout
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.phase import fig_phase
 from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
@@ -34,6 +35,7 @@ FIGURES: dict[str, tuple[FigureFunction, str]] = {
     "table": (fig_table, "final test error, mean ± std over seeds: rows act/init, columns data set"),
     "phase": (fig_phase, "final train accuracy over (sigma_w^2, depth), 6·xi_c, critical sigma_w^2"),
     "weights": (fig_weights, "final |w| per layer on a log axis (model.pt), one line per setting"),
+    "mc_dropout": (fig_mc_dropout, "test error of averaging k dropout masks vs weight scaling, vs k"),
 }
 
 

@@ -29,6 +29,7 @@ from initlab.plots.curves import fig_curves
 from initlab.plots.depth import fig_depth
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import hist_figure
+from initlab.plots.mc import fig_mc_dropout
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.style import STYLE
 from initlab.plots.weights import fig_weights
@@ -151,6 +152,12 @@ def draw_weights(runs: Runs, color_by: str | None = None, *, fig: Any = None, ax
     return _draw(fig_weights, runs, fig, ax, color_by=color_by)
 
 
+def draw_mc_dropout(runs: Runs, color_by: str | None = None, *, fig: Any = None, ax: Any = None) -> Any:
+    """Test error of Monte-Carlo averaging over k dropout masks against k, with the weight-scaling rule's,
+    and the logits' rms z (two panels; runs with ``train.mc_masks``; Srivastava et al. 2014, Fig. 11)."""
+    return _draw(fig_mc_dropout, runs, fig, ax, color_by=color_by)
+
+
 DRAW: dict[str, Callable[..., Any]] = {
     "hist": draw_hist,
     "stats": draw_stats,
@@ -159,6 +166,7 @@ DRAW: dict[str, Callable[..., Any]] = {
     "depth": draw_depth,
     "heatmap": draw_heatmap,
     "weights": draw_weights,
+    "mc_dropout": draw_mc_dropout,
 }
 
 

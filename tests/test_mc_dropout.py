@@ -1,0 +1,179 @@
+"""Monte-Carlo dropout averaging (``train.mc_masks``, ``initlab/mc_dropout.py``) and its claims.
+
+The statistic is checked on hand-built nets whose mask average is known: a linear layer (exactly the
+eval-mode output, rms z ≈ 1), a square after dropout (E[(m·x/q)²] = x²/q ≠ x²: rms z far above 1), and a
+linear net with batch norm (which must stay in eval mode). End to end: the option changes nothing of the
+training run, and the quick preset passes its claims while the same claim fails on the nonlinear net.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from claim_controls import SWAPPED, swap_logs
+from matplotlib.figure import Figure
+from torch import nn
+
+import initlab
+from initlab import cli
+from initlab.claims import evaluate, evaluate_claim, load_claims, srivastava
+from initlab.config import ConfigError, validate
+from initlab.mc_dropout import k_grid, mc_dropout_table
+from initlab.plots import Options, Skip
+from initlab.plots.mc import fig_mc_dropout
+from initlab.runs import MissingData, Run, collect_runs, load_run
+from initlab.storage import MC_DROPOUT_FILE
+from initlab.train import train
+
+
+class Square(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+def _data(n: int = 200, d: int = 20, classes: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(n, d, generator=gen), torch.randint(0, classes, (n,), generator=gen)
+
+
+def test_k_grid_is_one_two_five_up_to_k() -> None:
+    assert k_grid(1000) == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    assert k_grid(30) == [1, 2, 5, 10, 20, 30]
+    assert k_grid(1) == [1]
+
+
+def test_mask_average_of_a_linear_layer_is_the_eval_output() -> None:
+    torch.manual_seed(0)
+    x, y = _data()
+    table = mc_dropout_table(nn.Sequential(nn.Dropout(0.5), nn.Linear(20, 5)), x, y, 400, seed=0)
+    last = table.set_index("k").loc[400]
+    # 1000 logits, each (m_K − e)/SE ~ t with 399 degrees of freedom: mean z² = 1 ± ~0.1
+    assert 0.9 < last["rms_z"] < 1.1
+    assert last["mean_abs_diff"] < last["mean_se"]  # E|N(0, SE²)| = 0.8 SE
+    assert list(table["k"]) == k_grid(400) and (table["n_examples"] == 200).all()
+    assert table["eval_error"].nunique() == 1
+
+
+def test_a_nonlinearity_after_dropout_biases_the_mask_average() -> None:
+    x, y = _data()
+    table = mc_dropout_table(nn.Sequential(nn.Dropout(0.5), Square()), x, y, 400, seed=0)
+    # E[(m·x/q)²] = x²/q = 2x², the eval output x²: a bias of x² against a standard error of x²/√400
+    assert table.set_index("k").loc[400, "rms_z"] > 10
+
+
+def test_batch_norm_stays_in_eval_mode_and_modes_are_restored() -> None:
+    torch.manual_seed(0)
+    x, y = _data()
+    model = nn.Sequential(nn.Linear(20, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 5))
+    model.train()
+    model(x * 3 + 1)  # running statistics that differ from the batch's own
+    running = model[1].running_mean.clone()
+    table = mc_dropout_table(model, x, y, 200, seed=0)
+    # eval-mode BN is affine, so the net is linear between its masks: exact (batch statistics would not be)
+    assert 0.85 < table.set_index("k").loc[200, "rms_z"] < 1.15
+    assert torch.equal(model[1].running_mean, running)
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_the_table_depends_on_the_seed_only_and_leaves_the_random_state_alone() -> None:
+    torch.manual_seed(0)
+    x, y = _data()
+    model = nn.Sequential(nn.Dropout(0.3), nn.Linear(20, 5))
+    state = torch.get_rng_state()
+    first = mc_dropout_table(model, x, y, 20, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    pd.testing.assert_frame_equal(first, mc_dropout_table(model, x, y, 20, seed=3))
+    assert not first.equals(mc_dropout_table(model, x, y, 20, seed=4))
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "x"])
+def test_bad_mc_masks_is_refused_in_one_line(value, make_cfg) -> None:
+    cfg = make_cfg()
+    cfg.train.mc_masks = value
+    expected = rf"^train.mc_masks={value} is not allowed: expected an integer >= 0 \(0: off\)$"
+    with pytest.raises(ConfigError, match=expected):
+        validate(cfg)
+
+
+def test_mc_masks_leaves_the_training_run_unchanged(make_cfg, tmp_path: Path) -> None:
+    overrides = ("model.dropout=0.5", "model.input_dropout=0.2", "probe=off", "train.eval_every=5")
+    runs = {}
+    for masks in (0, 30):
+        cfg = make_cfg(*overrides, f"train.mc_masks={masks}")
+        summary = train(cfg, tmp_path / str(masks))
+        assert summary["status"] == "completed"
+        runs[masks] = load_run(tmp_path / str(masks))
+    pd.testing.assert_frame_equal(runs[0].metrics, runs[30].metrics)
+    assert runs[0].summary["final_test_loss"] == runs[30].summary["final_test_loss"]
+    assert not (tmp_path / "0" / MC_DROPOUT_FILE).exists()
+    with pytest.raises(MissingData, match="train.mc_masks"):
+        runs[0].mc_averaging()
+    table = runs[30].mc_averaging()
+    assert list(table.index) == k_grid(30) and (table["n_masks"] == 30).all()
+    assert table["eval_error"].iloc[0] == pytest.approx(1 - runs[30].summary["final_test_accuracy"])
+    assert (table["n_examples"] == 100).all()  # the test split's first eval_examples (TINY_DATA: 100)
+
+
+def _fake_run(act: str, rms_z: float, k_max: int = 100, dropout: float = 0.5, seed: int = 0) -> Run:
+    ks = k_grid(k_max)
+    table = pd.DataFrame(
+        {"k": ks, "mc_error": 0.1, "eval_error": 0.05, "rms_z": [rms_z] * len(ks), "n_masks": k_max}
+    )
+    config = {"act": {"name": act}, "model": {"dropout": dropout, "input_dropout": 0.0}, "seed": seed}
+    overrides = [f"act={act}", f"seed={seed}"]
+    return Run(Path(f"fake-{act}-{seed}"), config=config, overrides=overrides, summary={}, mc_dropout=table)
+
+
+def test_the_linear_claim_reads_rms_z_at_k_max_of_the_linear_dropout_net() -> None:
+    measure = srivastava.mc_linear_mask_average_is_eval_output
+    assert measure([_fake_run("relu", 7.0), _fake_run("linear", 1.03)]) == pytest.approx(1.03)
+    with pytest.raises(MissingData, match="dropout"):
+        measure([_fake_run("linear", 1.0, dropout=0.0)])
+    with pytest.raises(MissingData, match="train.mc_masks >= 30"):
+        measure([_fake_run("linear", 1.0, k_max=20)])
+    with pytest.raises(MissingData, match="act.name=linear"):
+        measure([_fake_run("relu", 1.0)])
+
+
+def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_file() -> None:
+    runs = [_fake_run(act, z, seed=s) for act, z in (("linear", 1.0), ("relu", 5.0)) for s in (0, 1)]
+    [(name, fig)] = fig_mc_dropout(runs, Options())
+    assert name == "mc_dropout" and len(fig.axes) == 2
+    ax_err, ax_z = fig.axes
+    assert ax_err.get_xscale() == "log" and ax_z.get_yscale() == "log"
+    curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
+    assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
+    assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
+    axes = Figure().subplots(1, 2)
+    assert initlab.draw("mc_dropout", runs, ax=axes) is axes and axes[1].get_yscale() == "log"
+    bare = Run(Path("bare"), config={}, overrides=[], summary={}, mc_dropout=pd.DataFrame())
+    with pytest.raises(Skip, match="train.mc_masks"):
+        fig_mc_dropout([bare], Options())
+
+
+# -- the claims on the quick preset -----------------------------------------------------------------------
+MC_CLAIMS = {c.name: c for c in load_claims() if c.preset == "dropout_mc"}
+
+
+@pytest.mark.slow
+def test_quick_preset_passes_and_the_linear_claim_fails_on_the_nonlinear_net(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
+    sweep = tmp_path / "sweep"
+    args = ["run", "-m", "experiment=dropout_mc_quick", f"hydra.sweep.dir={sweep}", "hydra/launcher=basic"]
+    assert cli.main(args) == 0
+    runs = collect_runs([sweep])
+    assert len(runs) == 4 and all(r.summary["status"] == "completed" for r in runs)
+    results = {r.claim.name: r for r in evaluate(runs) if r.claim.preset == "dropout_mc"}
+    assert set(results) == set(MC_CLAIMS)
+    for result in results.values():
+        assert result.passed is True, f"{result.claim.name}: {result.values} ({result.note})"
+        assert set(result.values) == {"0", "1"}
+    name = "mc_linear_mask_average_is_eval_output"
+    control = evaluate_claim(MC_CLAIMS[name], swap_logs(runs, *SWAPPED[name]))
+    assert control.passed is False, f"{name} passed on the ReLU net's logs: {control.values}"
+    assert all(v > 2 for v in control.values.values())
