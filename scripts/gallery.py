@@ -1,6 +1,6 @@
 """Redraw the README gallery (docs/figures/) from the full preset sweeps under outputs/reproduce/.
 
-    scripts/reproduce.sh all                # the ten full sweeps (about 14 minutes on 2 cores)
+    scripts/reproduce.sh all                # every full sweep (about 1½ hours on 2 cores)
     python scripts/gallery.py               # every gallery figure from them
     python scripts/gallery.py he_deep_relu  # only one preset's figures
 
