@@ -83,7 +83,9 @@ def fig4_runs(tanh_center: float, softsign_center: float) -> list[Run]:
         (0.97, 0.7, True, True),  # the paper's Fig. 4
         (0.7, 0.97, False, False),  # the two activations' logs exchanged
         (0.05, 0.05, False, False),  # untrained: both still peak at 0
-        (0.85, 0.85, False, False),  # tanh short of ±1; softsign past its knees
+        (0.85, 0.95, False, False),  # tanh short of ±1; softsign in its flat tail
+        (0.95, 0.45, True, False),  # softsign still in its near-linear part
+        (0.95, 0.85, True, True),  # the end of the knee (softsign after 10,000-20,000 updates)
         (0.95, 0.62, True, True),
     ],
 )
