@@ -6,7 +6,7 @@ Presets (``conf/experiment/``) and claims (``initlab/claims/{glorot,he,ioffe}.py
 * ``he_deep_relu`` -- He et al. 2015;
 * ``bn_sigmoid`` -- Ioffe & Szegedy 2015.
 
-Each quick sweep runs in this process (Hydra's basic launcher, one torch thread) and takes 10-25 s.
+Each quick sweep runs in this process (Hydra's basic launcher, one torch thread) and takes 10-20 s.
 The small tests at the end check the measures on hand-made logs.
 """
 
