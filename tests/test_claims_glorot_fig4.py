@@ -21,7 +21,14 @@ TANH_CLAIM = CLAIMS["glorot_saturation_tanh_final_peak_saturated"]
 SOFTSIGN_CLAIM = CLAIMS["glorot_saturation_softsign_final_peak_at_knee"]
 
 
-def hist_run(act: str, counts_by_step: dict[int, np.ndarray], edges=None, seed: int = 0, path="fake") -> Run:
+def hist_run(
+    act: str,
+    counts_by_step: dict[int, np.ndarray],
+    edges=None,
+    seed: int = 0,
+    path="fake",
+    status="completed",
+) -> Run:
     """A 4-layer standard-init run whose layer-1 activation histogram is ``counts`` at each step."""
     edges = np.linspace(-1, 1, 101) if edges is None else edges
     hists = pd.DataFrame(
@@ -31,7 +38,7 @@ def hist_run(act: str, counts_by_step: dict[int, np.ndarray], edges=None, seed: 
         ]
     )
     config = {"act": {"name": act}, "init": {"name": "standard"}, "model": {"depth": 4}, "seed": seed}
-    return Run(Path(path), config=config, overrides=[], summary={}, hists=hists)
+    return Run(Path(path), config=config, overrides=[], summary={"status": status}, hists=hists)
 
 
 def peaked(center: float, width: float = 0.05, n: int = 4096) -> np.ndarray:
@@ -61,6 +68,12 @@ def test_the_mode_is_read_at_the_last_probed_step() -> None:
     run = hist_run("softsign", {0: peaked(0.05), 5000: peaked(0.73), 100: peaked(0.97)})
     assert final_abs_mode(run) == pytest.approx(0.75)
     assert np.argmax(abs_histogram(run, 1, step=100)) == 9
+
+
+def test_an_unfinished_run_has_no_end_of_training_histogram() -> None:
+    run = hist_run("tanh", {0: peaked(0.05), 700: peaked(0.97)}, status="interrupted")
+    with pytest.raises(NotApplicable, match="needs a completed run: fake is interrupted"):
+        final_abs_mode(run)
 
 
 def test_a_histogram_that_does_not_cover_the_range_is_not_applicable() -> None:

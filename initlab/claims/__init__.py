@@ -147,6 +147,15 @@ def one(runs: list[Run], **where: Any) -> Run:
     return found[0]
 
 
+def completed(run: Run) -> Run:
+    """``run`` if it trained to its end (status ``completed``); NotApplicable otherwise. Claims about the
+    end of training read the final state only of such runs: a diverged run's weights or an interrupted
+    run's last probed step say nothing about where training ends."""
+    if run.status != "completed":
+        raise NotApplicable(f"needs a completed run: {run.path} is {run.status}")
+    return run
+
+
 def layer_stat(run: Run, quantity: str, stat: str, step: int | None = 0) -> pd.Series:
     """``stat`` of ``quantity`` per layer (index = layer) at ``step`` (None: the last probed step)."""
     return run.layer_stat(quantity, stat, step)

@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from initlab.claims import TWO_SE, NotApplicable, claim, final_test_error, layer_stat, one
+from initlab.claims import TWO_SE, NotApplicable, claim, completed, final_test_error, layer_stat, one
 from initlab.runs import Run
 
 # The settings each preset's claims assume (Glorot & Bengio's nets): "normalized" init is xavier with gain 1.
@@ -236,8 +236,9 @@ def abs_histogram(run: Run, layer: int, step: int | None = None, width: float = 
 
 
 def final_abs_mode(run: Run, layer: int = 1, width: float = ABS_BIN_WIDTH) -> float:
-    """Centre of the most populated bin of |a| (:func:`abs_histogram`) at the last probed step."""
-    return (int(np.argmax(abs_histogram(run, layer, None, width))) + 0.5) * width
+    """Centre of the most populated bin of |a| (:func:`abs_histogram`) at the last probed step of a
+    completed run (an interrupted run's last step is not the end of training)."""
+    return (int(np.argmax(abs_histogram(completed(run), layer, None, width))) + 0.5) * width
 
 
 @claim(
