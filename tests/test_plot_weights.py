@@ -46,7 +46,7 @@ def test_lines_are_the_shares_of_the_pooled_seeds_per_log_bin() -> None:
     assert lines["penalty=none"].get_ydata().max() == 1.0  # all four at 0.3
     out = {line.get_label(): line for line in fig.axes[1].get_lines()}["penalty=l1"].get_ydata()
     assert out[0] == 0.25  # the exact zero of seed 1 counts in the first bin
-    # the init distribution of the first run with a step-0 probe (σ = 1, then 0.1) and 1 % of σ
+    # the init distribution of the runs with a step-0 probe (both σ = 1, then 0.1) and 1 % of σ
     dashed = [line for line in fig.axes[1].get_lines() if line.get_linestyle() == "--"][0]
     want = np.diff([math.erf(e / (0.1 * math.sqrt(2))) for e in edges])
     np.testing.assert_allclose(dashed.get_ydata(), want)
@@ -58,3 +58,14 @@ def test_runs_without_final_weights_are_skipped() -> None:
     run = run_with("none", 0, [], None)
     with pytest.raises(P.Skip, match="model.pt"):
         P.fig_weights([run], P.Options())
+
+
+def test_no_init_curve_when_the_runs_start_from_different_scales_and_nan_is_left_out() -> None:
+    a = [np.array([[0.1, np.nan], [0.2, 0.3]])]
+    b = [np.array([[0.1, 0.2], [0.2, 0.3]])]
+    runs = [run_with("l1", 0, a, [1.0]), run_with("l2", 0, b, [2.0])]  # init stds 1 and 2: no single init
+    ((_, fig),) = P.fig_weights(runs, P.Options())
+    styles = [line.get_linestyle() for line in fig.axes[0].get_lines()]
+    assert "--" not in styles and ":" not in styles
+    l1 = {line.get_label(): line for line in fig.axes[0].get_lines()}["penalty=l1"].get_ydata()
+    assert l1.sum() == pytest.approx(1.0)  # shares of the 3 finite values

@@ -3,7 +3,8 @@
 Read from ``model.pt`` (runs with ``train.save_model=true``, e.g. the ``l1_sparsity`` preset): one panel per
 weight matrix, one line per setting (its seeds pooled), the share of its weights in each of :data:`BINS`
 log-spaced bins of |w| (shared by all panels; values below the first edge, exact zeros included, count in
-the first bin). Where the runs have a step-0 ``weight`` probe, each panel also shows the init distribution
+the first bin; non-finite values are left out). Where the runs have a step-0 ``weight`` probe and share
+one init scale (step-0 stds within 5 % of each other), each panel also shows the init distribution
 -- |w| of N(0, σ²), σ the layer's step-0 std: P(a ≤ |w| < b) = erf(b/σ√2) − erf(a/σ√2) -- dashed in
 gray, and 1 % of σ dotted: the "near zero" of the ``l1_sparsity`` claims (:mod:`initlab.claims.sparsity`).
 
@@ -81,11 +82,13 @@ def fig_weights(runs: list[Run], opts: Options) -> list[Output]:
             ]
             if not values:
                 continue
-            pooled = np.clip(np.concatenate(values), edges[0], edges[-1])
-            share = np.histogram(pooled, edges)[0] / pooled.size
+            pooled = np.concatenate(values)
+            pooled = np.clip(pooled[np.isfinite(pooled)], edges[0], edges[-1])
+            share = np.histogram(pooled, edges)[0] / max(pooled.size, 1)
             ax.plot(centers, share, label=name, linewidth=1.4, **style[name])
     for layer, ax in enumerate(axes.flat[:n_layers]):
-        std = next((s[layer] for s in map(_init_std, usable) if s is not None and len(s) > layer), None)
+        stds = [s[layer] for s in map(_init_std, usable) if s is not None and len(s) > layer]
+        std = float(np.mean(stds)) if stds and max(stds) <= 1.05 * min(stds) else None  # one init only
         if std is not None and std > 0:
             init = np.diff([math.erf(e / (std * math.sqrt(2))) for e in edges])
             legend[INIT_TEXT] = ax.plot(centers, init, color="0.5", linestyle="--", linewidth=1.0)[0]
