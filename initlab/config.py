@@ -59,6 +59,11 @@ def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v in allowed), "one of " + ", ".join(map(str, allowed))
 
 
+def _bool() -> tuple[Callable[[Any], bool], str]:
+    """true or false, not 1 or 0 (which compare equal to True and False)."""
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+
 def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or check(v)
 
@@ -84,7 +89,7 @@ def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
 # (key, predicate, allowed values in words); keys that are absent from the config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", _int(0), "an integer >= 0"),
-    ("resume", *_one_of(True, False)),
+    ("resume", *_bool()),
     ("device", *_one_of("cpu", "cuda", "auto")),
     ("model.depth", _int(1), "an integer >= 1"),
     ("model.width", _int(1), "an integer >= 1"),
@@ -92,7 +97,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.padding", *_one_of("zeros", "circular", "reflect", "replicate")),
     ("model.norm", *_one_of("none", "batch", "layer")),
     ("model.norm_position", *_one_of("before", "after")),
-    ("model.bias", *_one_of(True, False)),
+    ("model.bias", *_bool()),
     ("model.bn_momentum", _num(0, 1, hi_open=False), "a number in [0, 1]"),
     ("model.bn_eps", _num(0, lo_open=True), "a number > 0"),
     ("model.dropout", _num(0, 1), "a probability in [0, 1)"),
@@ -120,7 +125,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.augment.shift", _num(0), "a number of pixels >= 0"),
     ("optim.lr", _num(0, lo_open=True), "a number > 0"),
     ("optim.momentum", _num(0, 1), "a number in [0, 1)"),
-    ("optim.nesterov", *_one_of(True, False)),
+    ("optim.nesterov", *_bool()),
     ("optim.betas", _pair(_num(0, 1)), "a list of two numbers in [0, 1)"),
     ("optim.weight_decay", _num(0), "a number >= 0"),
     ("train.steps", _int(0), "an integer >= 0"),
@@ -128,7 +133,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.eval_every", _int(1), "an integer >= 1"),
     ("train.eval_examples", _optional(_int(1)), "null or an integer >= 1"),
     ("train.threads", lambda v: v == "auto" or _int(1)(v), "auto or an integer >= 1"),
-    ("train.save_model", *_one_of(True, False)),
+    ("train.save_model", *_bool()),
     ("train.mc_masks", _int(0), "an integer >= 0 (0: off)"),
     ("reg.l2", _num(0), "a number >= 0"),
     ("reg.l1", _num(0), "a number >= 0"),

@@ -49,5 +49,8 @@ def test_unreadable_model_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_bad_save_model_value_is_refused(make_cfg, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"train.save_model=maybe is not allowed: expected one of"):
+    with pytest.raises(ConfigError, match=r"train.save_model=maybe is not allowed: expected true or false"):
         train(make_cfg("train.save_model=maybe"), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"train.save_model=1 is not allowed: expected true or false"):
+        train(make_cfg("train.save_model=1"), tmp_path / "run")  # 1 == True in Python, not a boolean here
+    assert not (tmp_path / "run").exists()
