@@ -227,6 +227,9 @@ def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_f
     curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
     assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
     assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
+    assert not [line for line in ax_z.get_lines() if line.get_linestyle() == "-."]  # no threshold line
+    assert initlab.plots.draw_mc_dropout is initlab.plots.DRAW["mc_dropout"]  # exported with the others
+    assert "fig_mc_dropout" in initlab.plots.__all__
     axes = Figure().subplots(1, 2)
     assert initlab.draw("mc_dropout", runs, ax=axes) is axes and axes[1].get_yscale() == "log"
     bare = Run(Path("bare"), config={}, overrides=[], summary={}, mc_dropout=pd.DataFrame())
