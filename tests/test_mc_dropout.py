@@ -227,7 +227,11 @@ def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_f
     curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
     assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
     assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
-    assert not [line for line in ax_z.get_lines() if line.get_linestyle() == "-."]  # no threshold line
+    [theory] = [line for line in ax_z.get_lines() if line.get_linestyle() == ":"]  # exact: rms of a t
+    assert list(theory.get_xdata()) == [5, 10, 20, 50, 100]
+    assert list(theory.get_ydata()) == pytest.approx(
+        [2**0.5, (9 / 7) ** 0.5, (19 / 17) ** 0.5, (49 / 47) ** 0.5, (99 / 97) ** 0.5]
+    )
     assert initlab.plots.draw_mc_dropout is initlab.plots.DRAW["mc_dropout"]  # exported with the others
     assert "fig_mc_dropout" in initlab.plots.__all__
     axes = Figure().subplots(1, 2)
