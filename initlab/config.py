@@ -168,6 +168,20 @@ def _check_cnn(cfg: DictConfig, data: Any) -> None:
         )
 
 
+def _check_mc_masks(cfg: DictConfig) -> None:
+    """``train.mc_masks=K > 0`` averages over dropout masks: a net without dropout has only one mask."""
+    masks = OmegaConf.select(cfg, "train.mc_masks")
+    if not masks or OmegaConf.select(cfg, "model") is None:
+        return
+    rates = {key: OmegaConf.select(cfg, key, default=0) for key in ("model.dropout", "model.input_dropout")}
+    if not any(rates.values()):
+        raise ConfigError(
+            f"train.mc_masks={masks} is not allowed with "
+            + " and ".join(f"{k}={v}" for k, v in rates.items())
+            + ": expected train.mc_masks=0 or a dropout rate > 0"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that is not allowed.
 
@@ -192,6 +206,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(  # batch statistics of one example: torch refuses the first step
             "model.norm=batch is not allowed with train.batch_size=1: expected train.batch_size >= 2"
         )
+    _check_mc_masks(cfg)
     data = OmegaConf.select(cfg, "data.name")
     _check_cnn(cfg, data)
     for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null

@@ -29,10 +29,16 @@ randomness). For k on a 1-2-5 grid up to K (:func:`k_grid`), one row each:
 * ``mean_abs_diff``: mean over every test logit of |m_k − e|, m_k the mean of the first k logit samples;
 * ``mean_se``: mean over every test logit of the Monte-Carlo standard error of m_k, s_k/√k (s_k: the
   sample std of the k samples; NaN for k = 1);
-* ``rms_z``: √(mean over every test logit of ((m_k − e)/(s_k/√k))²). Where E_m[z] = e, m_k scatters about
-  e by its standard error and ``rms_z`` ≈ 1 (E[t²] = (k−1)/(k−3) for k samples); where the mask average
-  differs from e by a bias b it grows as √(1 + k·b²/s²). A logit no mask changes (s_k = 0) counts 0 if it
-  equals e, else inf;
+* ``z2_mean``: the mean over every test logit of t² = ((m_k − e)/(s_k/√k))². Where the mask average is
+  exactly e, each t is Student-t with ν = k − 1 degrees of freedom (for normal samples; the mean of k
+  masks is close to normal by the central limit theorem), so E[t²] = ν/(ν − 2); where the mask average
+  differs from e by a bias b it grows as 1 + k·b²/s². A logit no mask changes (s_k = 0) counts 0 if it
+  equals e, else inf. NaN for k = 1;
+* ``z2_se``: the standard error of ``z2_mean`` over test examples: the sample std over the n examples of
+  each example's mean t² over its logits, divided by √n. Per example, because the logits of one example
+  share its masks and are correlated, while different examples' masks are independent;
+* ``rms_z``: √``z2_mean`` (≈ 1 where the average is exact, √(1 + k·b²/s²) where it is biased; the figure's
+  scale);
 * ``n_examples``, ``n_masks`` (K).
 
 The masks come from torch's global generator, forked (:func:`torch.random.fork_rng`) and seeded with the
@@ -66,6 +72,8 @@ COLUMNS = (
     "mean_abs_diff",
     "mean_se",
     "rms_z",
+    "z2_mean",
+    "z2_se",
     "n_examples",
     "n_masks",
 )
@@ -157,9 +165,13 @@ def _row(
         var = ((sum_z2 - k * mean * mean) / (k - 1)).clamp_min(0.0)
         se = (var / k).sqrt()
         z2 = torch.where(se > 0, (diff / se.clamp_min(1e-300)) ** 2, torch.where(diff > 0, math.inf, 0.0))
-        mean_se, rms_z = float(se.mean()), math.sqrt(float(z2.mean()))
+        per_example = z2.mean(dim=-1).cpu().numpy()  # an example's logits share its masks
+        mean_se, z2_mean = float(se.mean()), float(per_example.mean())
+        with np.errstate(invalid="ignore"):  # inf (a logit no mask changes, ≠ e): NaN
+            n = len(per_example)
+            z2_se = float(np.std(per_example, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     else:
-        mean_se = rms_z = math.nan
+        mean_se = z2_mean = z2_se = math.nan
     mc_wrong = _error(sum_p, y)
     d = (mc_wrong - eval_wrong).cpu().numpy()
     n = len(d)
@@ -171,7 +183,9 @@ def _row(
         "error_diff_se": float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
         "mean_abs_diff": float(diff.mean()),
         "mean_se": mean_se,
-        "rms_z": rms_z,
+        "rms_z": math.sqrt(z2_mean),
+        "z2_mean": z2_mean,
+        "z2_se": z2_se,
         "n_examples": n,
         "n_masks": n_masks,
     }

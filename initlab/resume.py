@@ -32,21 +32,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.runs import CONFIG_FILE, job_dirs, load_yaml, read_summary
-from initlab.storage import (
-    HIST_EDGES_FILE,
-    HISTS_FILE,
-    LAYERS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    SUMMARY_FILE,
-    parts_dir,
-    write_json,
-)
+from initlab.storage import RUN_FILES, parts_dir, write_json
 
 MANIFEST = ".initlab-resume.json"
 KEEP_STATUSES = ("completed", "diverged")
 IGNORED_KEYS = ("resume",)  # top-level config keys that do not make a run different
-RUN_FILES = (METRICS_FILE, LAYERS_FILE, HISTS_FILE, HIST_EDGES_FILE, SUMMARY_FILE, MODEL_FILE)
 
 _kept: set[Path] = set()  # job directories skipped in this process (read by the callback's job line)
 
@@ -103,7 +93,8 @@ def decide(earlier: dict[str, Any] | None, cfg: DictConfig) -> str:
 
 
 def clear_run_files(run_dir: Path) -> None:
-    """Remove the run files (logs, their parts, summary) an earlier attempt left in ``run_dir``."""
+    """Remove the run files (:data:`initlab.storage.RUN_FILES`: logs, their parts, summary, model,
+    Monte-Carlo table) an earlier attempt left in ``run_dir``."""
     for name in RUN_FILES:
         path = run_dir / name
         path.unlink(missing_ok=True)

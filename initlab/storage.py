@@ -43,6 +43,19 @@ SUMMARY_FILE = "summary.json"
 THEORY_FILE = "theory.parquet"
 MODEL_FILE = "model.pt"
 MC_DROPOUT_FILE = "mc_dropout.parquet"
+# Every file a run writes (the list above; Hydra's .hydra/ aside): what a rerun of a job removes first
+# (initlab.resume), so that nothing of an earlier attempt -- e.g. an mc_dropout.parquet of a run with
+# train.mc_masks > 0 -- outlives it.
+RUN_FILES = (
+    METRICS_FILE,
+    LAYERS_FILE,
+    HISTS_FILE,
+    HIST_EDGES_FILE,
+    SUMMARY_FILE,
+    THEORY_FILE,
+    MODEL_FILE,
+    MC_DROPOUT_FILE,
+)
 
 
 class ParquetLog:

@@ -54,15 +54,37 @@ def test_mask_average_of_a_linear_layer_is_the_eval_output() -> None:
     # 1000 logits, each (m_K − e)/SE ~ t with 399 degrees of freedom: mean z² = 1 ± ~0.1
     assert 0.9 < last["rms_z"] < 1.1
     assert last["mean_abs_diff"] < last["mean_se"]  # E|N(0, SE²)| = 0.8 SE
+    # the claim's test: mean t² within 2 standard errors of ν/(ν − 2), ν = 399
+    assert abs(last["z2_mean"] - srivastava.t2_expected(400)) <= 2 * last["z2_se"]
+    # per example: between √(2/1000) (1000 independent t²) and √(2/200) (an example's 5 logits one t²)
+    assert 0.045 < last["z2_se"] < 0.1
     assert list(table["k"]) == k_grid(400) and (table["n_examples"] == 200).all()
     assert table["eval_error"].nunique() == 1
+
+
+def test_z2_is_the_mean_t2_over_logits_with_its_standard_error_over_examples() -> None:
+    x, y = _data()
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(20, 5))
+    k = 50
+    row = mc_dropout_table(model, x, y, k, seed=7).set_index("k").loc[k]
+    torch.manual_seed(7)  # the same masks, drawn again by hand
+    with torch.no_grad():
+        e = model.eval()(x).double()
+        z = torch.stack([model.train()(x).double() for _ in range(k)])
+    t2 = ((z.mean(0) - e) / (z.std(0, unbiased=True) / k**0.5)) ** 2  # (examples, logits)
+    per_example = t2.mean(1)
+    assert row["z2_mean"] == pytest.approx(float(t2.mean()), rel=1e-9)
+    assert row["z2_se"] == pytest.approx(float(per_example.std() / 200**0.5), rel=1e-9)
+    assert row["rms_z"] == pytest.approx(row["z2_mean"] ** 0.5)
 
 
 def test_a_nonlinearity_after_dropout_biases_the_mask_average() -> None:
     x, y = _data()
     table = mc_dropout_table(nn.Sequential(nn.Dropout(0.5), Square()), x, y, 400, seed=0)
     # E[(m·x/q)²] = x²/q = 2x², the eval output x²: a bias of x² against a standard error of x²/√400
-    assert table.set_index("k").loc[400, "rms_z"] > 10
+    last = table.set_index("k").loc[400]
+    assert last["rms_z"] > 10
+    assert last["z2_mean"] - srivastava.t2_expected(400) > 100 * last["z2_se"]
 
 
 def test_batch_norm_stays_in_eval_mode_and_modes_are_restored() -> None:
@@ -99,6 +121,37 @@ def test_bad_mc_masks_is_refused_in_one_line(value, make_cfg) -> None:
         validate(cfg)
 
 
+def test_mc_masks_without_dropout_is_refused_in_one_line(make_cfg) -> None:
+    validate(make_cfg("model.dropout=0.5", "train.mc_masks=5"))  # hidden dropout only: fine
+    validate(make_cfg("model.input_dropout=0.2", "train.mc_masks=5"))  # input dropout only: fine
+    validate(make_cfg("train.mc_masks=0"))  # off: no dropout needed
+    expected = (
+        r"^train.mc_masks=5 is not allowed with model.dropout=0.0 and model.input_dropout=0.0: "
+        r"expected train.mc_masks=0 or a dropout rate > 0$"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        validate(make_cfg("model.dropout=0.0", "model.input_dropout=0.0", "train.mc_masks=5"))
+
+
+def test_the_command_refuses_mc_masks_without_dropout_before_training(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
+    args = [
+        "run",
+        "data=gaussian",
+        "model.dropout=0",
+        "train.mc_masks=10",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "initlab: error: train.mc_masks=10 is not allowed with model.dropout=0 and model.input_dropout=0.0: "
+        "expected train.mc_masks=0 or a dropout rate > 0"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
 def test_mc_masks_leaves_the_training_run_unchanged(make_cfg, tmp_path: Path) -> None:
     overrides = ("model.dropout=0.5", "model.input_dropout=0.2", "probe=off", "train.eval_every=5")
     runs = {}
@@ -118,19 +171,45 @@ def test_mc_masks_leaves_the_training_run_unchanged(make_cfg, tmp_path: Path) ->
     assert (table["n_examples"] == 100).all()  # the test split's first eval_examples (TINY_DATA: 100)
 
 
-def _fake_run(act: str, rms_z: float, k_max: int = 100, dropout: float = 0.5, seed: int = 0) -> Run:
+def _fake_run(
+    act: str, rms_z: float, k_max: int = 100, dropout: float = 0.5, seed: int = 0, z2_se: float = 0.02
+) -> Run:
     ks = k_grid(k_max)
     table = pd.DataFrame(
-        {"k": ks, "mc_error": 0.1, "eval_error": 0.05, "rms_z": [rms_z] * len(ks), "n_masks": k_max}
+        {
+            "k": ks,
+            "mc_error": 0.1,
+            "eval_error": 0.05,
+            "rms_z": [rms_z] * len(ks),
+            "z2_mean": [rms_z**2] * len(ks),
+            "z2_se": z2_se,
+            "n_masks": k_max,
+        }
     )
     config = {"act": {"name": act}, "model": {"dropout": dropout, "input_dropout": 0.0}, "seed": seed}
     overrides = [f"act={act}", f"seed={seed}"]
     return Run(Path(f"fake-{act}-{seed}"), config=config, overrides=overrides, summary={}, mc_dropout=table)
 
 
-def test_the_linear_claim_reads_rms_z_at_k_max_of_the_linear_dropout_net() -> None:
+def test_t2_expected_is_the_second_moment_of_student_t() -> None:
+    assert srivastava.t2_expected(1000) == pytest.approx(999 / 997)
+    assert srivastava.t2_expected(6) == pytest.approx(5 / 3)
+    torch.manual_seed(0)
+    draws = torch.distributions.StudentT(9.0).sample((400_000,)).double()  # ν = 9: 9/7
+    assert float((draws**2).mean()) == pytest.approx(srivastava.t2_expected(10), rel=0.03)
+
+
+def test_the_linear_claim_is_the_deviation_of_mean_t2_from_theory_in_standard_errors() -> None:
     measure = srivastava.mc_linear_mask_average_is_eval_output
-    assert measure([_fake_run("relu", 7.0), _fake_run("linear", 1.03)]) == pytest.approx(1.03)
+    claim = MC_CLAIMS["mc_linear_mask_average_is_eval_output"]
+    expected = 99 / 97  # ν/(ν − 2) at K = 100
+    value = measure([_fake_run("relu", 7.0), _fake_run("linear", 1.0)])
+    assert value == pytest.approx((1.0 - expected) / 0.02)  # -1.03 SE: passes
+    assert claim.passes(value)
+    biased = measure([_fake_run("linear", 1.03)])  # z2 = 1.0609: +2.0 SE above 1.0206
+    assert biased == pytest.approx((1.03**2 - expected) / 0.02) and not claim.passes(biased)
+    assert not claim.passes(measure([_fake_run("linear", 0.97)]))  # too little scatter fails too
+    assert claim.passes(measure([_fake_run("linear", 1.03, z2_se=0.04)]))  # within 2 of a wider SE
     with pytest.raises(MissingData, match="dropout"):
         measure([_fake_run("linear", 1.0, dropout=0.0)])
     with pytest.raises(MissingData, match="train.mc_masks >= 30"):
@@ -148,6 +227,13 @@ def test_the_figure_draws_error_and_rms_z_against_k_and_skips_runs_without_the_f
     curves = [line for line in ax_z.get_lines() if line.get_marker() == "o"]  # one per setting
     assert sorted(float(line.get_ydata()[0]) for line in curves) == [1.0, 5.0]
     assert all(list(line.get_xdata()) == [5, 10, 20, 50, 100] for line in curves)  # k >= 5
+    [theory] = [line for line in ax_z.get_lines() if line.get_linestyle() == ":"]  # exact: rms of a t
+    assert list(theory.get_xdata()) == [5, 10, 20, 50, 100]
+    assert list(theory.get_ydata()) == pytest.approx(
+        [2**0.5, (9 / 7) ** 0.5, (19 / 17) ** 0.5, (49 / 47) ** 0.5, (99 / 97) ** 0.5]
+    )
+    assert initlab.plots.draw_mc_dropout is initlab.plots.DRAW["mc_dropout"]  # exported with the others
+    assert "fig_mc_dropout" in initlab.plots.__all__
     axes = Figure().subplots(1, 2)
     assert initlab.draw("mc_dropout", runs, ax=axes) is axes and axes[1].get_yscale() == "log"
     bare = Run(Path("bare"), config={}, overrides=[], summary={}, mc_dropout=pd.DataFrame())
@@ -176,4 +262,4 @@ def test_quick_preset_passes_and_the_linear_claim_fails_on_the_nonlinear_net(tmp
     name = "mc_linear_mask_average_is_eval_output"
     control = evaluate_claim(MC_CLAIMS[name], swap_logs(runs, *SWAPPED[name]))
     assert control.passed is False, f"{name} passed on the ReLU net's logs: {control.values}"
-    assert all(v > 2 for v in control.values.values())
+    assert all(v > srivastava.MAX_Z2_DEVIATION for v in control.values.values())

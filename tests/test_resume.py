@@ -11,8 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 from test_sweep import run_sweep
 
-from initlab import resume, sweep_index
+from initlab import resume, storage, sweep_index
 from initlab.runs import Run
+from initlab.train import train
 
 
 def fingerprint(job_dir: Path) -> tuple[str, int]:
@@ -35,6 +36,23 @@ def test_decide_keeps_only_finished_runs_of_the_same_config(make_cfg) -> None:
     flagged = make_cfg("init=kaiming")
     OmegaConf.update(flagged, "resume", True)
     assert resume.decide({"status": "completed", "config": same}, flagged) == "keep"
+
+
+def test_run_files_list_every_file_a_run_writes() -> None:
+    named = {value for name, value in vars(storage).items() if name.endswith("_FILE")}
+    assert set(storage.RUN_FILES) == named and resume.RUN_FILES is storage.RUN_FILES
+
+
+def test_a_rerun_without_mc_masks_leaves_no_stale_monte_carlo_table(make_cfg, tmp_path: Path) -> None:
+    """What resume does to a job it reruns: a first attempt with train.mc_masks=5, then the job with 0."""
+    run_dir = tmp_path / "job"
+    dropout = ("model.dropout=0.5", "probe=off", "train.save_model=true")
+    assert train(make_cfg(*dropout, "train.mc_masks=5"), run_dir)["status"] == "completed"
+    assert (run_dir / storage.MC_DROPOUT_FILE).is_file() and (run_dir / storage.MODEL_FILE).is_file()
+    resume.clear_run_files(run_dir)
+    assert [p.name for p in run_dir.iterdir() if p.name in storage.RUN_FILES] == []
+    assert train(make_cfg(*dropout, "train.mc_masks=0"), run_dir)["status"] == "completed"
+    assert not (run_dir / storage.MC_DROPOUT_FILE).exists() and (run_dir / storage.METRICS_FILE).is_file()
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ an ``index.md`` that embeds each of them with one sentence; the path of every fi
 
 One module per family of figures -- :mod:`~initlab.plots.hist`, :mod:`~initlab.plots.over_time` (``stats``,
 ``percentiles``), :mod:`~initlab.plots.curves` (``curves``, ``table``), :mod:`~initlab.plots.depth`,
-:mod:`~initlab.plots.heatmap` -- on top of :mod:`~initlab.plots.style` (the look) and
+:mod:`~initlab.plots.heatmap`, :mod:`~initlab.plots.phase`, :mod:`~initlab.plots.weights`,
+:mod:`~initlab.plots.mc` (``mc_dropout``) -- on top of :mod:`~initlab.plots.style` (the look) and
 :mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.command` is the command and
 holds :data:`FIGURES`; :mod:`~initlab.plots.drawing` offers each figure as a function that draws into a given
 Matplotlib Figure or Axes (for notebooks). Runs are read through :mod:`initlab.runs` only.
@@ -32,12 +33,14 @@ from initlab.plots.drawing import (
     draw_depth,
     draw_heatmap,
     draw_hist,
+    draw_mc_dropout,
     draw_percentiles,
     draw_stats,
     draw_weights,
 )
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
+from initlab.plots.mc import fig_mc_dropout
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
 from initlab.plots.weights import fig_weights
@@ -60,6 +63,7 @@ __all__ = [
     "draw_depth",
     "draw_heatmap",
     "draw_hist",
+    "draw_mc_dropout",
     "draw_percentiles",
     "draw_stats",
     "draw_weights",
@@ -67,6 +71,7 @@ __all__ = [
     "fig_depth",
     "fig_heatmap",
     "fig_hist",
+    "fig_mc_dropout",
     "fig_percentiles",
     "fig_stats",
     "fig_table",

@@ -5,9 +5,11 @@ meets the weight-scaling rule's (the eval-mode net, a horizontal line) around k 
 setting (e.g. act=linear, relu), the mean over seeds in bold and each seed thin; the dashed line of the same
 color is the eval-mode (weight-scaling) error, mean over seeds. Right panel: the logit-level comparison,
 rms over the test logits of (mean of k masks − eval logits) / its Monte-Carlo standard error, on log axes:
-≈ 1 (dotted) where the mask average is exactly the eval output (a linear net), growing as √(1 + k·b²/s²)
-where it is biased by b (a nonlinear one); 2 is the claim's threshold. Drawn from each run's
-``mc_dropout.parquet`` (``train.mc_masks``, :mod:`initlab.mc_dropout`) through :meth:`Run.mc_averaging`.
+√(ν/(ν − 2)), ν = k − 1 (dotted: the rms of a Student t, → 1) where the mask average is exactly the eval
+output (a linear net), growing as √(1 + k·b²/s²) where it is biased by b (a nonlinear one). (The claim
+``mc_linear_mask_average_is_eval_output`` tests the mean of z² at k = K against its sampling distribution,
+:mod:`initlab.claims.srivastava`.) Drawn from each run's ``mc_dropout.parquet`` (``train.mc_masks``,
+:mod:`initlab.mc_dropout`) through :meth:`Run.mc_averaging`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from initlab.claims.srivastava import t2_expected
 from initlab.plots.common import (
     Options,
     Output,
@@ -75,8 +78,8 @@ def fig_mc_dropout(runs: list[Run], opts: Options) -> list[Output]:
         ax_z.plot(z.index, z, color=s["color"], linestyle=s["linestyle"], lw=2, marker="o", ms=3)
     if left_out:
         opts.notes.append(f"mc_dropout: {left_out} run(s) without mc_dropout.parquet left out")
-    ax_z.axhline(1.0, color="0.3", linestyle=":", linewidth=1.2)
-    ax_z.axhline(2.0, color="0.6", linestyle="-.", linewidth=1.0)
+    ks = sorted({k for t in tables.values() for k in t.index if k >= MIN_K_Z})
+    ax_z.plot(ks, [t2_expected(k) ** 0.5 for k in ks], color="0.3", linestyle=":", linewidth=1.2)
     for ax in (ax_err, ax_z):
         ax.set_xscale("log")
         ax.set_xlabel("k, number of dropout masks averaged (log scale)")
@@ -92,8 +95,7 @@ def fig_mc_dropout(runs: list[Run], opts: Options) -> list[Output]:
     for text, s in legend_entries(runs, opts.color_by):
         handles[text] = Line2D([], [], color=s["color"], linestyle=s["linestyle"], lw=2)
     handles["weight scaling (eval mode)"] = Line2D([], [], color="0.3", linestyle="--", lw=1.2)
-    handles["exact average: rms z ≈ 1"] = Line2D([], [], color="0.3", linestyle=":", lw=1.2)
-    handles["threshold 2"] = Line2D([], [], color="0.6", linestyle="-.", lw=1.0)
+    handles["exact average: √(ν/(ν−2)), ν = k−1"] = Line2D([], [], color="0.3", linestyle=":", lw=1.2)
     figure_legend(fig, list(handles.values()), list(handles), opts)
     suptitle(fig, "Dropout: Monte-Carlo model averaging vs the weight-scaling rule", runs, opts)
     seeds = max(len(m) for _, m in group_runs(runs))
@@ -102,7 +104,7 @@ def fig_mc_dropout(runs: list[Run], opts: Options) -> list[Output]:
         "Left: test error of the average of k sampled dropout nets (mean probabilities; bold: mean over "
         f"{seeds} seed(s), thin: each seed) against k, dashed: the eval-mode net (weight scaling); right: "
         "rms over the test logits of (mean of k masks − eval-mode logits) / Monte-Carlo standard error, "
-        f"k ≥ {MIN_K_Z}: ≈ 1 where the mask average is exactly the eval output (Srivastava et al. 2014, "
-        "Fig. 11).",
+        f"k ≥ {MIN_K_Z}; dotted: √(ν/(ν − 2)), ν = k − 1, where the mask average is exactly the eval output "
+        "(Srivastava et al. 2014, §7.5 and Fig. 11).",
     )
     return [("mc_dropout", fig)]
