@@ -36,6 +36,7 @@ _LAZY = {
     "draw_heatmap": "initlab.plots.drawing",
     "draw_weights": "initlab.plots.drawing",
     "draw_mc_dropout": "initlab.plots.drawing",
+    "draw_phase": "initlab.plots.drawing",
 }
 
 __all__ = ["Run", "RunData", "load_run", "__version__", *_LAZY]

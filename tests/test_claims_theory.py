@@ -108,6 +108,16 @@ def test_phase_figure_draws_the_grid_and_the_theory() -> None:
     assert critical.get_xdata()[0] == pytest.approx(1.76, abs=0.01)
 
 
+def test_phase_figure_draws_into_a_given_axes() -> None:
+    from matplotlib.figure import Figure
+
+    from initlab import draw_phase
+
+    ax = Figure().subplots()
+    assert draw_phase(grid_runs(accuracies(1.76)), ax=ax) is ax
+    np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(2, -1)[0], 0.95)
+
+
 @pytest.mark.slow
 def test_quick_edge_of_chaos_preset(tmp_path: Path, monkeypatch) -> None:
     """The quick preset runs (6 nets, about 30 s) and its claims hold."""

@@ -35,6 +35,7 @@ from initlab.plots.drawing import (
     draw_hist,
     draw_mc_dropout,
     draw_percentiles,
+    draw_phase,
     draw_stats,
     draw_weights,
 )
@@ -42,6 +43,7 @@ from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
 from initlab.plots.mc import fig_mc_dropout
 from initlab.plots.over_time import fig_percentiles, fig_stats
+from initlab.plots.phase import fig_phase
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
 from initlab.plots.weights import fig_weights
 from initlab.runs import collect_runs
@@ -65,6 +67,7 @@ __all__ = [
     "draw_hist",
     "draw_mc_dropout",
     "draw_percentiles",
+    "draw_phase",
     "draw_stats",
     "draw_weights",
     "fig_curves",
@@ -73,6 +76,7 @@ __all__ = [
     "fig_hist",
     "fig_mc_dropout",
     "fig_percentiles",
+    "fig_phase",
     "fig_stats",
     "fig_table",
     "fig_weights",

@@ -31,6 +31,7 @@ from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import hist_figure
 from initlab.plots.mc import fig_mc_dropout
 from initlab.plots.over_time import fig_percentiles, fig_stats
+from initlab.plots.phase import fig_phase
 from initlab.plots.style import STYLE
 from initlab.plots.weights import fig_weights
 from initlab.runs import Run, collect_runs
@@ -158,6 +159,12 @@ def draw_mc_dropout(runs: Runs, color_by: str | None = None, *, fig: Any = None,
     return _draw(fig_mc_dropout, runs, fig, ax, color_by=color_by)
 
 
+def draw_phase(runs: Runs, *, fig: Any = None, ax: Any = None) -> Any:
+    """Final train accuracy over (σ_w², depth) with the 6·ξ_c depth scale and the critical σ_w²
+    (Schoenholz et al. 2017, Fig. 5; runs at 2+ values of ``init.sigma_w2`` and of ``model.depth``)."""
+    return _draw(fig_phase, runs, fig, ax)
+
+
 DRAW: dict[str, Callable[..., Any]] = {
     "hist": draw_hist,
     "stats": draw_stats,
@@ -167,6 +174,7 @@ DRAW: dict[str, Callable[..., Any]] = {
     "heatmap": draw_heatmap,
     "weights": draw_weights,
     "mc_dropout": draw_mc_dropout,
+    "phase": draw_phase,
 }
 
 

@@ -54,7 +54,7 @@ def fig_phase(runs: list[Run], opts: Options) -> list[Output]:
         raise Skip("needs runs with mean-field predictions at 2+ values of sigma_w2 and of model.depth")
     cells = grid.pivot_table(index="depth", columns="sigma_w2", values="accuracy", aggfunc="mean")
     sigmas, depths = cells.columns.to_numpy(dtype=float), cells.index.to_numpy(dtype=float)
-    fig, axes = new_figure(1, 1, (6.4, 4.6))
+    fig, axes = new_figure(1, 1, (6.4, 4.6), opts.target)
     ax = axes[0, 0]
     mesh = ax.pcolormesh(_edges(sigmas), _edges(depths), cells.to_numpy(), cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(mesh, ax=ax, label="final training accuracy")
