@@ -42,6 +42,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -183,6 +184,174 @@ def _reductions(v: Tensor) -> list[Tensor] | list[float]:
     return [v.sum(), torch.dot(v, v), *torch.aminmax(v)]
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where one step's tensors go in a captured row (see :class:`Captures`), fixed by their sizes.
+
+    A row holds the samples of the tensors one after the other (every value up to ``EXACT_VALUES``), then
+    Σv, Σv², min and max of each large tensor. ``groups`` lists the tensors whose samples have one length
+    (and are, or are not, every value), with the columns of their samples: what one sort handles.
+    """
+
+    numel: tuple[int, ...]
+    strides: tuple[int, ...]
+    offsets: tuple[int, ...]  # of each sample in a row; the reductions start at offsets[-1]
+    large: tuple[int, ...]  # the tensors with a strided sample (and reductions)
+    groups: tuple[tuple[int, bool, np.ndarray, np.ndarray], ...]  # length, exact, members, columns
+
+    @property
+    def width(self) -> int:
+        return self.offsets[-1] + 4 * len(self.large)
+
+
+@functools.lru_cache(maxsize=64)
+def layout(numel: tuple[int, ...]) -> Layout:
+    """The :class:`Layout` of tensors of ``numel`` values each."""
+    strides = tuple(sample_stride(n) for n in numel)
+    sizes = [len(range(0, n, s)) for n, s in zip(numel, strides, strict=True)]
+    offsets = (0, *itertools.accumulate(sizes))
+    by_size: dict[tuple[int, bool], list[int]] = {}  # (sample length, sample = every value)
+    for i, m in enumerate(sizes):
+        by_size.setdefault((m, strides[i] == 1), []).append(i)
+    groups = []
+    for (m, exact), members in by_size.items():
+        columns = np.concatenate([np.arange(offsets[i], offsets[i] + m) for i in members])
+        groups.append((m, exact, np.array(members), columns))
+    large = tuple(i for i, s in enumerate(strides) if s > 1)
+    return Layout(numel, strides, offsets, large, tuple(groups))
+
+
+class Captures:
+    """What the statistics of up to ``capacity`` steps need, taken at each step, described all at once.
+
+    :meth:`add` reads one step's tensors (the same :class:`Layout` every step): it copies their samples
+    and computes the reductions over every value of the large ones into one float32 row (one transfer
+    from the tensors' device); it keeps a copy of a large tensor only when its sums are not finite (the
+    masked path needs every value) and redoes the variance around the mean where Σx² − (Σx)²/n would
+    cancel. :meth:`table` then sorts, searches and averages the rows of all steps together, a few numpy
+    calls per group of equal-length samples instead of per tensor and step: the same numbers as one
+    :func:`stats_table` per step.
+    """
+
+    def __init__(self, lay: Layout, capacity: int) -> None:
+        self.layout = lay
+        self.rows = np.empty((capacity, lay.width), np.float32)
+        self.n = 0
+        self.full: dict[tuple[int, int], Tensor] = {}  # (row, tensor) -> every value, for the masked path
+        self.var: dict[tuple[int, int], float] = {}  # (row, large tensor) -> variance around the mean
+        self._n = np.array([lay.numel[i] for i in lay.large], dtype=np.float64)
+
+    @property
+    def is_full(self) -> bool:
+        return self.n == len(self.rows)
+
+    def add(self, tensors: Sequence[Tensor]) -> None:
+        """Capture one step's tensors (in layout order)."""
+        lay, row = self.layout, self.rows[self.n]
+        flat = [t.detach().reshape(-1) for t in tensors]
+        flat = [v if v.dtype == torch.float32 else v.float() for v in flat]
+        parts = [v[::s] if s > 1 else v for v, s in zip(flat, lay.strides, strict=True)]
+        start = lay.offsets[-1]
+        if not flat:
+            pass
+        elif flat[0].device.type == "cpu":
+            torch.cat(parts, out=torch.from_numpy(row[:start]))
+            reductions: list[float] = []
+            for i in lay.large:
+                reductions += _reductions(flat[i])  # type: ignore[arg-type]
+            row[start:] = reductions
+        else:  # one transfer: the samples, then the reductions
+            on_device = [r for i in lay.large for r in _reductions(flat[i])]
+            row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
+        if lay.large:
+            self._check_sums(flat, row[start:])
+        self.n += 1
+
+    def _check_sums(self, flat: list[Tensor], reductions: np.ndarray) -> None:
+        red = reductions.astype(np.float64).reshape(-1, 4)
+        total, sumsq, n = red[:, 0], red[:, 1], self._n
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = total / n
+            var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
+            finite = np.isfinite(total) & np.isfinite(sumsq)
+            cancels = finite & (mean * mean > var)
+        if finite.all() and not cancels.any():
+            return
+        for j in np.flatnonzero(~finite):
+            self.full[(self.n, self.layout.large[j])] = flat[self.layout.large[j]].clone()
+        for j in np.flatnonzero(cancels):  # Σx² − (Σx)²/n would cancel: sum around the mean instead
+            d = flat[self.layout.large[j]].double() - mean[j]
+            self.var[(self.n, j)] = float(d.dot(d) - d.sum() ** 2 / n[j]) / (n[j] - 1)
+
+    def table(
+        self,
+        ranges: Sequence[tuple[float, float]],
+        bins: int,
+        saturated: Sequence[Saturation | None],
+    ) -> np.ndarray:
+        """One float64 row per (step, tensor), step-major: the :data:`STATS`, ``bins`` counts, under-
+        and overflow (see the module docstring)."""
+        lay, rows = self.layout, self.rows[: self.n]
+        steps, k = len(rows), len(lay.numel)
+        queries = _queries(tuple(map(tuple, ranges)), bins)
+        out = np.empty((steps, k, _HEAD + bins + 2))
+        numel = np.array(lay.numel, dtype=np.float64)
+        out[:, :, _N] = numel
+        out[:, :, _NNF] = 0
+        masked = set(self.full)
+        for m, exact, members, columns in lay.groups:
+            step_of = np.repeat(np.arange(steps), len(members))
+            member = np.tile(members, steps)
+            if m == 0:
+                masked.update(zip(step_of.tolist(), member.tolist(), strict=True))
+                continue
+            sorted32 = rows.take(columns, axis=1).reshape(-1, m)  # C order: pairwise sums along rows
+            sorted32.sort(axis=1)
+            finite = np.isfinite(sorted32[:, 0]) & np.isfinite(sorted32[:, -1])
+            if not finite.all():
+                masked.update(zip(step_of[~finite].tolist(), member[~finite].tolist(), strict=True))
+                sorted32, step_of, member = sorted32[finite], step_of[finite], member[finite]
+            if not len(sorted32):
+                continue
+            view = np.empty((len(sorted32), out.shape[2]))
+            view[:, _N], view[:, _NNF] = numel[member], 0
+            _describe_sample(sorted32, queries[member], bins, [saturated[i] for i in member], view)
+            if exact:  # every value is in the sample: the moments too
+                view[:, _MOMENTS] = _moments(sorted32)
+            out[step_of, member] = view
+        if lay.large:
+            red = rows[:, lay.offsets[-1] :].astype(np.float64).reshape(steps, -1, 4)
+            total, sumsq, n = red[..., 0], red[..., 1], self._n
+            with np.errstate(over="ignore", invalid="ignore"):
+                var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
+            for (s, j), v in self.var.items():
+                var[s, j] = v
+            large = list(lay.large)
+            out[:, large, 0] = total / n
+            out[:, large, 1] = np.sqrt(np.maximum(var, 0.0))
+            out[:, large, 2:4] = red[..., 2:4]
+        for s, i in sorted(masked):
+            start = lay.offsets[i]
+            sample = rows[s, start : lay.offsets[i + 1]]
+            full = self.full.get((s, i), torch.from_numpy(sample))
+            out[s, i] = _masked_row(full, sample, queries[i], bins, saturated[i])
+        return out.reshape(steps * k, -1)
+
+
+def _moments(sorted32: np.ndarray) -> np.ndarray:
+    """Mean, std (ddof 1), min and max of sorted finite float32 rows of every value, (k, 4)."""
+    m = sorted32.shape[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
+        mean = sorted32.sum(axis=1, keepdims=True) / m  # pairwise float32 sums, as torch's
+        var = (np.square(sorted32 - mean).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
+    mean = mean.astype(np.float64)
+    for r in np.flatnonzero(~np.isfinite(var)):
+        x = sorted32[r].astype(np.float64)
+        mean[r] = x.mean()
+        var[r] = np.square(x - x.mean()).sum() / max(m - 1, 1)
+    return np.column_stack([mean[:, 0], np.sqrt(var), sorted32[:, 0], sorted32[:, -1]])
+
+
 def stats_table(
     tensors: Sequence[Tensor],
     ranges: Sequence[tuple[float, float]],
@@ -191,82 +360,12 @@ def stats_table(
 ) -> np.ndarray:
     """One float64 row per tensor: the :data:`STATS`, ``bins`` counts, underflow, overflow.
 
-    See the module docstring for what is computed from every value and what from the strided sample.
+    See the module docstring for what is computed from every value and what from the strided sample;
+    :class:`Captures` does the same for many steps at once.
     """
-    k = len(tensors)
-    flat = [t.detach().reshape(-1) for t in tensors]
-    strides = [sample_stride(v.numel()) for v in flat]
-    samples: list[Tensor] = []
-    reductions: list[Tensor] = []
-    large = []
-    for i, (v, s) in enumerate(zip(flat, strides, strict=True)):
-        v = v.float()
-        if s > 1:  # the four reductions and the sample one after the other, while v is in cache
-            large.append(i)
-            reductions += _reductions(v)
-            samples.append(v[::s].clone())
-        else:
-            samples.append(v)
-    # One transfer: every sample, then the reductions of the large tensors.
-    on_device = [r for r in reductions if isinstance(r, Tensor)]
-    parts = samples + ([torch.stack(on_device)] if on_device else [])
-    host = torch.cat(parts).cpu().numpy() if parts else np.zeros(0, np.float32)
-    if len(on_device) < len(reductions):  # computed on the CPU already
-        host = np.concatenate([host, np.asarray(reductions, dtype=np.float32)])
-    sizes = [s.numel() for s in samples]
-    offsets = [0, *itertools.accumulate(sizes)]
-    queries = _queries(tuple(map(tuple, ranges)), bins)
-    out = np.empty((k, _HEAD + bins + 2))
-    out[:, _N] = [v.numel() for v in flat]
-    out[:, _NNF] = 0
-    by_size: dict[tuple[int, bool], list[int]] = {}  # (sample length, sample = every value)
-    for i, m in enumerate(sizes):
-        by_size.setdefault((m, strides[i] == 1), []).append(i)
-    red = host[offsets[-1] :].astype(np.float64).reshape(-1, 4)
-    masked: list[int] = []
-    for (m, exact), members in by_size.items():
-        if m == 0:
-            masked += members
-            continue
-        rows = np.sort(np.stack([host[offsets[i] : offsets[i] + m] for i in members]), axis=1)
-        finite = np.isfinite(rows[:, 0]) & np.isfinite(rows[:, -1])
-        good = [i for i, ok in zip(members, finite, strict=True) if ok]
-        masked += [i for i, ok in zip(members, finite, strict=True) if not ok]
-        if not good:
-            continue
-        r32 = rows if len(good) == len(members) else rows[finite]
-        view = out[good]
-        _describe_sample(r32, queries[good], bins, [saturated[i] for i in good], view)
-        if exact:  # every value is in the sample: the moments too
-            with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
-                mean = r32.sum(axis=1, keepdims=True) / m  # pairwise float32 sums, as torch's
-                var = (np.square(r32 - mean).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
-            mean = mean.astype(np.float64)
-            for r in np.flatnonzero(~np.isfinite(var)):
-                x = r32[r].astype(np.float64)
-                mean[r] = x.mean()
-                var[r] = np.square(x - x.mean()).sum() / max(m - 1, 1)
-            view[:, 0] = mean[:, 0]
-            view[:, 1] = np.sqrt(var)
-            view[:, 2], view[:, 3] = r32[:, 0], r32[:, -1]
-        out[good] = view
-    for j, i in enumerate(large):
-        if i in masked:
-            continue
-        total, sumsq, vmin, vmax = red[j]
-        n = out[i, _N]
-        if not (math.isfinite(total) and math.isfinite(sumsq)):
-            masked.append(i)
-            continue
-        mean = total / n
-        var = max(sumsq - total * total / n, 0.0) / (n - 1)
-        if mean * mean > var:  # Σx² − (Σx)²/n would cancel: sum around the mean instead
-            d = flat[i].double() - mean
-            var = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
-        out[i, _MOMENTS] = (mean, math.sqrt(max(var, 0.0)), vmin, vmax)
-    for i in masked:
-        out[i] = _masked_row(tensors[i], host[offsets[i] : offsets[i + 1]], queries[i], bins, saturated[i])
-    return out
+    captures = Captures(layout(tuple(t.numel() for t in tensors)), 1)
+    captures.add(tensors)
+    return captures.table(ranges, bins, saturated)
 
 
 def stats_batch(
