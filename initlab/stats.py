@@ -39,7 +39,6 @@ variance (where that formula would cancel).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,37 +187,47 @@ def _reductions(v: Tensor) -> list[Tensor] | list[float]:
 class Layout:
     """Where one step's tensors go in a captured row (see :class:`Captures`), fixed by their sizes.
 
-    A row holds the samples of the tensors one after the other (every value up to ``EXACT_VALUES``), then
-    Σv, Σv², min and max of each large tensor. ``groups`` lists the tensors whose samples have one length
-    (and are, or are not, every value), with the columns of their samples: what one sort handles.
+    A row holds the samples (every value up to ``EXACT_VALUES``), grouped by length: first the tensors
+    sampled whole (``small``), then the strided samples of the others (``large``); then Σv, Σv², min and
+    max of each large tensor. ``groups`` lists, per sample length, its tensors and the columns they span:
+    what one sort handles.
     """
 
     numel: tuple[int, ...]
     strides: tuple[int, ...]
-    offsets: tuple[int, ...]  # of each sample in a row; the reductions start at offsets[-1]
-    large: tuple[int, ...]  # the tensors with a strided sample (and reductions)
-    groups: tuple[tuple[int, bool, np.ndarray, np.ndarray], ...]  # length, exact, members, columns
+    start: tuple[int, ...]  # of each tensor's sample in a row
+    size: tuple[int, ...]  # of each tensor's sample
+    small: tuple[int, ...]  # tensors sampled whole, in row order
+    large: tuple[int, ...]  # tensors with a strided sample (and reductions), in row order
+    groups: tuple[tuple[int, bool, np.ndarray, int, int], ...]  # length, exact, members, first, end column
+    small_end: int  # columns of the whole samples; the strided ones follow
+    samples: int  # columns of all samples; the reductions follow
 
     @property
     def width(self) -> int:
-        return self.offsets[-1] + 4 * len(self.large)
+        return self.samples + 4 * len(self.large)
 
 
 @functools.lru_cache(maxsize=64)
 def layout(numel: tuple[int, ...]) -> Layout:
     """The :class:`Layout` of tensors of ``numel`` values each."""
     strides = tuple(sample_stride(n) for n in numel)
-    sizes = [len(range(0, n, s)) for n, s in zip(numel, strides, strict=True)]
-    offsets = (0, *itertools.accumulate(sizes))
-    by_size: dict[tuple[int, bool], list[int]] = {}  # (sample length, sample = every value)
-    for i, m in enumerate(sizes):
-        by_size.setdefault((m, strides[i] == 1), []).append(i)
-    groups = []
-    for (m, exact), members in by_size.items():
-        columns = np.concatenate([np.arange(offsets[i], offsets[i] + m) for i in members])
-        groups.append((m, exact, np.array(members), columns))
-    large = tuple(i for i, s in enumerate(strides) if s > 1)
-    return Layout(numel, strides, offsets, large, tuple(groups))
+    size = tuple(len(range(0, n, s)) for n, s in zip(numel, strides, strict=True))
+    by_size: dict[tuple[bool, int], list[int]] = {}  # (sampled, sample length) -> tensors
+    for i, m in enumerate(size):
+        by_size.setdefault((strides[i] > 1, m), []).append(i)
+    start = [0] * len(numel)
+    groups, column = [], 0
+    for (sampled, m), members in sorted(by_size.items(), key=lambda item: item[0][0]):  # stable
+        for i in members:
+            start[i] = column
+            column += m
+        groups.append((m, not sampled, np.array(members), start[members[0]], column))
+    rows_order = [int(i) for _, _, members, _, _ in groups for i in members]
+    small = tuple(i for i in rows_order if strides[i] == 1)
+    large = tuple(i for i in rows_order if strides[i] > 1)
+    small_end = sum(size[i] for i in small)
+    return Layout(numel, strides, tuple(start), size, small, large, tuple(groups), small_end, column)
 
 
 class Captures:
@@ -250,21 +259,23 @@ class Captures:
         lay, row = self.layout, self.rows[self.n]
         flat = [t.detach().reshape(-1) for t in tensors]
         flat = [v if v.dtype == torch.float32 else v.float() for v in flat]
-        parts = [v[::s] if s > 1 else v for v, s in zip(flat, lay.strides, strict=True)]
-        start = lay.offsets[-1]
+        end = lay.samples
         if not flat:
             pass
         elif flat[0].device.type == "cpu":
-            torch.cat(parts, out=torch.from_numpy(row[:start]))
+            if lay.small:
+                torch.cat([flat[i] for i in lay.small], out=torch.from_numpy(row[: lay.small_end]))
             reductions: list[float] = []
-            for i in lay.large:
+            for i in lay.large:  # the reductions, then the sample, while the tensor is in cache
                 reductions += _reductions(flat[i])  # type: ignore[arg-type]
-            row[start:] = reductions
+                row[lay.start[i] : lay.start[i] + lay.size[i]] = flat[i].numpy()[:: lay.strides[i]]
+            row[end:] = reductions
         else:  # one transfer: the samples, then the reductions
+            parts = [flat[i] for i in lay.small] + [flat[i][:: lay.strides[i]] for i in lay.large]
             on_device = [r for i in lay.large for r in _reductions(flat[i])]
             row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
         if lay.large:
-            self._check_sums(flat, row[start:])
+            self._check_sums(flat, row[end:])
         self.n += 1
 
     def _check_sums(self, flat: list[Tensor], reductions: np.ndarray) -> None:
@@ -299,14 +310,14 @@ class Captures:
         out[:, :, _N] = numel
         out[:, :, _NNF] = 0
         masked = set(self.full)
-        for m, exact, members, columns in lay.groups:
+        for m, exact, members, first, end in lay.groups:
             step_of = np.repeat(np.arange(steps), len(members))
             member = np.tile(members, steps)
             if m == 0:
                 masked.update(zip(step_of.tolist(), member.tolist(), strict=True))
                 continue
-            sorted32 = rows.take(columns, axis=1).reshape(-1, m)  # C order: pairwise sums along rows
-            sorted32.sort(axis=1)
+            # a sorted C-order copy (numpy's sums are pairwise along the rows of a C-order array)
+            sorted32 = np.sort(rows[:, first:end].reshape(steps, len(members), m), axis=2).reshape(-1, m)
             finite = np.isfinite(sorted32[:, 0]) & np.isfinite(sorted32[:, -1])
             if not finite.all():
                 masked.update(zip(step_of[~finite].tolist(), member[~finite].tolist(), strict=True))
@@ -320,7 +331,7 @@ class Captures:
                 view[:, _MOMENTS] = _moments(sorted32)
             out[step_of, member] = view
         if lay.large:
-            red = rows[:, lay.offsets[-1] :].astype(np.float64).reshape(steps, -1, 4)
+            red = rows[:, lay.samples :].astype(np.float64).reshape(steps, -1, 4)
             total, sumsq, n = red[..., 0], red[..., 1], self._n
             with np.errstate(over="ignore", invalid="ignore"):
                 var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
@@ -331,8 +342,7 @@ class Captures:
             out[:, large, 1] = np.sqrt(np.maximum(var, 0.0))
             out[:, large, 2:4] = red[..., 2:4]
         for s, i in sorted(masked):
-            start = lay.offsets[i]
-            sample = rows[s, start : lay.offsets[i + 1]]
+            sample = rows[s, lay.start[i] : lay.start[i] + lay.size[i]]
             full = self.full.get((s, i), torch.from_numpy(sample))
             out[s, i] = _masked_row(full, sample, queries[i], bins, saturated[i])
         return out.reshape(steps * k, -1)
