@@ -135,7 +135,9 @@ def _describe_sample(
     """Fill the sample statistics of ``out`` rows from sorted finite float32 samples of one length:
     percentiles, ``frac_zero``, ``frac_saturated``, ``n_sample`` and the histogram (see :func:`_queries`)."""
     m = sorted32.shape[1]
-    below = np.stack([np.searchsorted(row, q) for row, q in zip(sorted32, queries, strict=True)])
+    below = np.empty(queries.shape, np.intp)
+    for r, (row, q) in enumerate(zip(sorted32, queries, strict=True)):
+        below[r] = row.searchsorted(q)
     out[:, _Q] = _percentiles(sorted32)
     out[:, _ZERO] = (below[:, bins + 3] - below[:, bins + 2]) / m
     out[:, _SAT] = math.nan
@@ -353,7 +355,8 @@ def _moments(sorted32: np.ndarray) -> np.ndarray:
     m = sorted32.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
         mean = sorted32.sum(axis=1, keepdims=True) / m  # pairwise float32 sums, as torch's
-        var = (np.square(sorted32 - mean).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
+        d = sorted32 - mean
+        var = (np.square(d, out=d).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
     mean = mean.astype(np.float64)
     for r in np.flatnonzero(~np.isfinite(var)):
         x = sorted32[r].astype(np.float64)

@@ -75,7 +75,9 @@ class ParquetLog:
         self.parts.mkdir(parents=True, exist_ok=True)
         part = self.parts / f"part-{self._n_parts:06d}.parquet"
         tmp = part.with_suffix(".tmp")
-        pq.write_table(table, tmp)
+        # Dictionary encoding pays for the repeated strings; tried on floats it costs more than it saves.
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+        pq.write_table(table, tmp, use_dictionary=strings)
         os.replace(tmp, part)
         self._n_parts += 1
 
