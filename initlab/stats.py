@@ -72,11 +72,26 @@ _MOMENTS = slice(0, 4)  # mean, std, min, max
 _Q = slice(4, 9)
 _ZERO, _SAT, _N, _NNF, _NS = 9, 10, 11, 12, 13
 
-Saturation = Callable[[Tensor], Tensor]
-SATURATION: dict[str, Saturation] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-    "softsign": lambda a: a.abs() > 0.9,
+
+
+@dataclass(frozen=True)
+class Band:
+    """Saturated outside [lo, hi]: ``a < lo or a > hi``, compared in float32 (as torch compares a float32
+    tensor with a Python float). In a sorted row the saturated values are two counts that the histogram's
+    ``searchsorted`` finds with the bin edges (see :func:`_queries`)."""
+
+    lo: float
+    hi: float
+
+    def __call__(self, a: Tensor) -> Tensor:
+        return (a < self.lo) | (a > self.hi)
+
+
+Saturation = Callable[[Tensor], Tensor]  # a Band, or any elementwise test
+SATURATION: dict[str, Band] = {
+    "tanh": Band(-0.99, 0.99),  # |a| > 0.99
+    "sigmoid": Band(0.01, 0.99),
+    "softsign": Band(-0.9, 0.9),  # |a| > 0.9
 }
 BOUNDED_RANGE: dict[str, tuple[float, float]] = {
     "tanh": (-1.0, 1.0),
@@ -100,18 +115,25 @@ def sample_stride(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _queries(ranges: tuple[tuple[float, float], ...], bins: int) -> np.ndarray:
+def _queries(
+    ranges: tuple[tuple[float, float], ...], bins: int, bands: tuple[Band | None, ...] | None = None
+) -> np.ndarray:
     """Per row, float32 thresholds t such that ``v < t`` ⇔ ``v < e`` for every float32 v: the bin edges
     e = linspace(lo, hi, bins + 1) rounded up to float32, the float64 just above ``hi`` (v ≤ hi), then
-    0 and the smallest positive float32 (v < 0, v ≤ 0: the zeros lie between). Ranges are fixed per
-    (layer, quantity), so this is computed about once per run."""
+    0 and the smallest positive float32 (v < 0, v ≤ 0: the zeros lie between); with ``bands``, two more:
+    the band's float32 ``lo`` and the float32 just above its float32 ``hi`` (v < lo, v ≤ hi). Ranges are
+    fixed per (layer, quantity), so this is computed about once per run."""
     tail = [0.0, float(np.nextafter(np.float32(0), np.float32(1)))]
     edges = np.stack([np.concatenate([np.linspace(lo, hi, bins + 1), [hi], tail]) for lo, hi in ranges])
     edges[:, bins + 1] = np.nextafter(edges[:, bins + 1], math.inf)
     up = edges.astype(np.float32)
     below = up.astype(np.float64) < edges
     up[below] = np.nextafter(up[below], np.float32(math.inf))
-    return up
+    if bands is None:
+        return up
+    band = np.array([(b.lo, b.hi) if b is not None else (0.0, 0.0) for b in bands], np.float32)
+    band[:, 1] = np.nextafter(band[:, 1], np.float32(math.inf))
+    return np.concatenate([up, band], axis=1)
 
 
 def _percentiles(sorted_rows: np.ndarray) -> np.ndarray:
@@ -141,10 +163,17 @@ def _describe_sample(
     out[:, _Q] = _percentiles(sorted32)
     out[:, _ZERO] = (below[:, bins + 3] - below[:, bins + 2]) / m
     out[:, _SAT] = math.nan
+    banded = queries.shape[1] > bins + 4  # the queries hold each row's Band
     tests: dict[int, tuple[Saturation, list[int]]] = {}  # one call per saturation test, on all its rows
+    band_rows = []
     for r, sat in enumerate(saturated):
-        if sat is not None:
+        if banded and isinstance(sat, Band):
+            band_rows.append(r)
+        elif sat is not None:
             tests.setdefault(id(sat), (sat, []))[1].append(r)
+    if band_rows:
+        b = below[band_rows]
+        out[band_rows, _SAT] = (b[:, bins + 4] + m - b[:, bins + 5]) / m
     for sat, rows in tests.values():
         out[rows, _SAT] = sat(torch.from_numpy(sorted32[rows])).sum(dim=1).numpy() / m
     out[:, _NS] = m
@@ -306,7 +335,8 @@ class Captures:
         and overflow (see the module docstring)."""
         lay, rows = self.layout, self.rows[: self.n]
         steps, k = len(rows), len(lay.numel)
-        queries = _queries(tuple(map(tuple, ranges)), bins)
+        bands = tuple(s if isinstance(s, Band) else None for s in saturated)
+        queries = _queries(tuple(map(tuple, ranges)), bins, bands)
         out = np.empty((steps, k, _HEAD + bins + 2))
         numel = np.array(lay.numel, dtype=np.float64)
         out[:, :, _N] = numel
