@@ -310,20 +310,16 @@ class Captures:
         self.n += 1
 
     def _check_sums(self, flat: list[Tensor], reductions: np.ndarray) -> None:
-        red = reductions.astype(np.float64).reshape(-1, 4)
-        total, sumsq, n = red[:, 0], red[:, 1], self._n
-        with np.errstate(over="ignore", invalid="ignore"):
+        """Keep what the masked path needs (non-finite sums), redo the variance where it would cancel."""
+        for j, (total, sumsq) in enumerate(reductions.reshape(-1, 4)[:, :2].tolist()):
+            i, n = self.layout.large[j], self.layout.numel[self.layout.large[j]]
+            if not (math.isfinite(total) and math.isfinite(sumsq)):
+                self.full[(self.n, i)] = flat[i].clone()
+                continue
             mean = total / n
-            var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
-            finite = np.isfinite(total) & np.isfinite(sumsq)
-            cancels = finite & (mean * mean > var)
-        if finite.all() and not cancels.any():
-            return
-        for j in np.flatnonzero(~finite):
-            self.full[(self.n, self.layout.large[j])] = flat[self.layout.large[j]].clone()
-        for j in np.flatnonzero(cancels):  # Σx² − (Σx)²/n would cancel: sum around the mean instead
-            d = flat[self.layout.large[j]].double() - mean[j]
-            self.var[(self.n, j)] = float(d.dot(d) - d.sum() ** 2 / n[j]) / (n[j] - 1)
+            if mean * mean > max(sumsq - total * total / n, 0.0) / (n - 1):  # Σx² − (Σx)²/n would cancel
+                d = flat[i].double() - mean  # sum around the mean instead
+                self.var[(self.n, j)] = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
 
     def table(
         self,
