@@ -47,8 +47,13 @@ log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at
 training step that performs update s+1 (its forward and backward pass, no extra pass); with
 ``fixed_batch: N`` it instead runs one extra forward/backward pass on N fixed test examples, with the random
 state, batch-norm buffers and gradients restored afterwards, so the training trajectory is unchanged either
-way (:class:`FixedBatchProbe`). All statistics of a step are computed on the tensors' device and moved
-to the CPU in one transfer (the first probe needs one more, for the histogram ranges).
+way (:class:`FixedBatchProbe`). At a probed step the probe takes what its statistics need (the samples,
+and sums and extremes over every value of the large tensors) on the tensors' device and moves it to the
+CPU in one transfer (the first probe needs one more, for the histogram ranges); the statistics of up to
+``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.stats.Captures`): when the
+batch is full, before the log writes a part (every few seconds), and when the probe closes -- also when
+training stops early, so an interrupted run keeps every probed step. The hooks stay registered over a
+run of consecutive probed steps (``probe.every=1``) and are removed before the first unprobed one.
 """
 
 from __future__ import annotations

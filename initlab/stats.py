@@ -20,20 +20,26 @@ histogram (``searchsorted`` of the bin edges), and the zero and saturation count
 
 Speed without losing exactness:
 
+* two phases: at the probed step, :meth:`Captures.add` takes what cannot wait -- the samples (every
+  value of the small tensors, the strided sample of the large ones) and four reductions over every value
+  of each large tensor (Σx, Σx², min, max: the weights change at the next update) -- into one float32
+  row, one transfer from the tensors' device; :meth:`Captures.table` then describes the rows of many
+  steps at once: per group of equal-length samples one sort, one ``searchsorted`` per row (all bin
+  edges, the zeros and the saturation band in one call), one mean and one variance for all steps and
+  tensors. The numbers are those of one :func:`stats_table` per step, bit for bit (a test checks it).
 * finite fast path: a sorted sample is finite iff its first and last values are (NaN sorts last), and a
   large tensor is finite iff its sum and squared norm are (inf and NaN propagate through a sum). Only a
   tensor that fails that one check goes through the masked path, which leaves inf/NaN out of every
-  statistic and counts them in ``n_nonfinite``.
-* small tensors of equal size are stacked and handled by one ``numpy`` call per statistic (one sort,
-  one mean, one variance, one ``searchsorted`` of all bin edges); large tensors cost four reductions
-  (sum, norm, min, max) on their device; everything reaches the CPU in one transfer.
+  statistic and counts them in ``n_nonfinite`` (a large one is copied at capture for it).
+* saturation is a :class:`Band` (saturated below ``lo`` or above ``hi``): in a sorted row that is two
+  counts, found by the same ``searchsorted`` as the histogram.
 
 Histogram bins are the ones of ``numpy.histogram`` with edges ``linspace(lo, hi, bins + 1)``:
 [e_i, e_i+1), the last one closed; values below ``lo`` / above ``hi`` are counted in the under- and
 overflow. Percentiles are linear interpolations between order statistics (numpy's and torch's default).
-Variance: Σ(x − mean)²/(n − 1) in float64 for the stacked small tensors; for large tensors
-(Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean when mean² is large against the
-variance (where that formula would cancel).
+Variance: Σ(x − mean)²/(n − 1) from float32 pairwise sums for the tensors sampled whole (float64 where
+they overflow); for large tensors (Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean (in
+float64, at capture) when mean² is large against the variance (where that formula would cancel).
 """
 
 from __future__ import annotations
@@ -407,16 +413,6 @@ def stats_table(
     return captures.table(ranges, bins, saturated)
 
 
-def stats_batch(
-    tensors: list[Tensor],
-    ranges: list[tuple[float, float]],
-    bins: int,
-    saturated: list[Saturation | None],
-) -> Tensor:
-    """:func:`stats_table` as a float64 tensor (one row per tensor)."""
-    return torch.from_numpy(stats_table(tensors, ranges, bins, saturated))
-
-
 def tensor_stats(x: Tensor, lo: float, hi: float, bins: int, saturated: Saturation | None) -> Tensor:
-    """The statistics row of one tensor (see :func:`stats_table`)."""
-    return stats_batch([x], [(lo, hi)], bins, [saturated])[0]
+    """The statistics row of one tensor (see :func:`stats_table`), as a float64 tensor."""
+    return torch.from_numpy(stats_table([x], [(lo, hi)], bins, [saturated])[0])
