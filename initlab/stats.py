@@ -211,10 +211,15 @@ def _masked_row(
     return row
 
 
+def _on_host(v: Tensor) -> bool:
+    """Whether ``v`` is in the CPU's memory (numpy reads it in place; no transfer)."""
+    return v.device.type == "cpu"
+
+
 def _reductions(v: Tensor) -> list[Tensor] | list[float]:
     """Σv, Σv², min and max of a flat float32 tensor: 0-d tensors on its device, floats on the CPU
     (where numpy's vectorized min and max are several times faster than torch's)."""
-    if v.device.type == "cpu":
+    if _on_host(v):
         a = v.numpy()
         return [float(v.sum()), float(torch.dot(v, v)), float(a.min()), float(a.max())]
     return [v.sum(), torch.dot(v, v), *torch.aminmax(v)]
@@ -299,7 +304,7 @@ class Captures:
         end = lay.samples
         if not flat:
             pass
-        elif flat[0].device.type == "cpu":
+        elif _on_host(flat[0]):
             if lay.small:
                 torch.cat([flat[i] for i in lay.small], out=torch.from_numpy(row[: lay.small_end]))
             reductions: list[float] = []

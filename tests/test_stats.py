@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from initlab import load_run
+from initlab import load_run, stats
 from initlab.runs import HIST_COLUMNS, with_edges
 from initlab.stats import (
     EXACT_VALUES,
@@ -177,6 +177,19 @@ def test_many_steps_described_at_once_equal_step_by_step() -> None:
     one_by_one = np.concatenate([stats_table(ts, ranges, BINS, sats) for ts in steps])
     np.testing.assert_array_equal(batched, one_by_one)
     assert not np.array_equal(one_by_one[0], one_by_one[len(ranges)])  # the steps differ
+
+
+def test_the_device_path_gives_the_host_paths_numbers(monkeypatch) -> None:
+    """On a GPU the reductions stay on the device and everything comes over in one transfer; run that path
+    on the CPU (torch's ops instead of numpy's min and max): the same numbers."""
+    xs = [torch.from_numpy(x) for x in tensors(seed=5)]
+    xs[3][0, 0] = math.inf  # a large tensor through the masked path
+    ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
+    sats = [None, SATURATION["tanh"], None, None, None, None, None]
+    host = stats_table(xs, ranges, BINS, sats)
+    monkeypatch.setattr(stats, "_on_host", lambda v: False)
+    np.testing.assert_array_equal(stats_table(xs, ranges, BINS, sats), host)
+    assert host[3, COL["n_nonfinite"]] == 1
 
 
 def test_saturation_bands_count_what_the_elementwise_tests_count() -> None:
