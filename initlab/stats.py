@@ -212,8 +212,7 @@ def _masked_row(
 
 
 def _on_host(v: Tensor) -> bool:
-    """Whether ``v`` is in the CPU's memory (numpy reads it in place; no transfer)."""
-    return v.device.type == "cpu"
+    return v.device.type == "cpu"  # numpy reads it in place: no transfer
 
 
 def _reductions(v: Tensor) -> list[Tensor] | list[float]:
@@ -227,13 +226,8 @@ def _reductions(v: Tensor) -> list[Tensor] | list[float]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where one step's tensors go in a captured row (see :class:`Captures`), fixed by their sizes.
-
-    A row holds the samples (every value up to ``EXACT_VALUES``), grouped by length: first the tensors
-    sampled whole (``small``), then the strided samples of the others (``large``); then Σv, Σv², min and
-    max of each large tensor. ``groups`` lists, per sample length, its tensors and the columns they span:
-    what one sort handles.
-    """
+    """Where one step's tensors go in a captured row, fixed by their sizes: the samples grouped by length
+    (whole ones first), then Σv, Σv², min and max of each large tensor; a group is what one sort handles."""
 
     numel: tuple[int, ...]
     strides: tuple[int, ...]
