@@ -31,10 +31,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules import activation as _activation
+from torch.utils.hooks import RemovableHandle
 
 NORMS: tuple[type[nn.Module], ...] = tuple(
     cls
@@ -113,11 +115,17 @@ class _Pass:
     act: dict[int, Tensor] = field(default_factory=dict)
     grad_out: dict[int, Tensor] = field(default_factory=dict)
     grad_preact: dict[int, Tensor] = field(default_factory=dict)
+    own_preact: set[int] = field(default_factory=set)  # layers whose preact is not their output (a norm)
     pending: dict[int, Layer] = field(default_factory=dict)  # id(act module) -> layer, between pre and post
 
 
 class Tracer:
-    """Discovers the layers of ``model`` and captures their tensors while :meth:`trace` is active."""
+    """Discovers the layers of ``model`` and captures their tensors while :meth:`trace` is active.
+
+    The module hooks stay registered from :meth:`attach` to :meth:`detach` (a probe keeps them over a run
+    of consecutive probed steps) and do nothing outside :meth:`trace`; in a traced pass each layer costs a
+    dictionary entry per tensor and one gradient hook (two when a norm sits between layer and activation).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -128,78 +136,94 @@ class Tracer:
         self.layers: list[Layer] = []
         self._by_module: dict[nn.Module, Layer] = {}
         self._frozen = False  # the layer list is fixed by the first traced pass
+        self._state: _Pass | None = None  # the pass being traced
+        self._handles: list[RemovableHandle] = []
 
     # -- hooks -----------------------------------------------------------------------------------------
-    def _layer_hook(self, state: _Pass):
-        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            if not isinstance(out, Tensor):
-                return
-            layer = self._by_module.get(module)
-            if layer is None and not self._frozen:
-                layer = Layer(len(self.layers) + 1, self.names[module], module, *fans(module.weight))
-                self.layers.append(layer)
-                self._by_module[module] = layer
-            if layer is None or layer.index in state.out:
-                return
-            state.out[layer.index] = out
-            state.source[id(out)] = (layer, out)
-            if out.requires_grad:
-                out.register_hook(lambda g, i=layer.index: state.grad_out.__setitem__(i, g))
+    def _on_layer(self, module: nn.Module, inputs: tuple, out: object) -> None:
+        state = self._state
+        if state is None or not isinstance(out, Tensor):
+            return
+        layer = self._by_module.get(module)
+        if layer is None and not self._frozen:
+            layer = Layer(len(self.layers) + 1, self.names[module], module, *fans(module.weight))
+            self.layers.append(layer)
+            self._by_module[module] = layer
+        if layer is None or layer.index in state.out:
+            return
+        state.out[layer.index] = out
+        state.source[id(out)] = (layer, out)
+        if out.requires_grad:
+            out.register_hook(partial(state.grad_out.__setitem__, layer.index))
 
-        return hook
+    def _on_norm(self, module: nn.Module, inputs: tuple, out: object) -> None:
+        state = self._state
+        src = state.source.get(id(inputs[0])) if state is not None and inputs else None
+        if src is not None and src[1] is inputs[0] and isinstance(out, Tensor):
+            state.source[id(out)] = (src[0], out)  # type: ignore[union-attr]
 
-    @staticmethod
-    def _norm_hook(state: _Pass):
-        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            src = state.source.get(id(inputs[0])) if inputs else None
-            if src is not None and src[1] is inputs[0] and isinstance(out, Tensor):
-                state.source[id(out)] = (src[0], out)
-
-        return hook
-
-    def _act_pre_hook(self, state: _Pass):
-        def hook(module: nn.Module, inputs: tuple) -> None:
-            x = inputs[0] if inputs else None
-            src = state.source.get(id(x))
-            if src is None or src[1] is not x or src[0].index in state.preact:
-                return
-            layer = src[0]
-            if not self._frozen and layer.act is None:
-                layer.act = module
-            state.preact[layer.index] = x.detach().clone() if getattr(module, "inplace", False) else x
-            state.pending[id(module)] = layer
+    def _on_act_input(self, module: nn.Module, inputs: tuple) -> None:
+        state = self._state
+        if state is None or not inputs:
+            return
+        x = inputs[0]
+        src = state.source.get(id(x))
+        if src is None or src[1] is not x or src[0].index in state.preact:
+            return
+        layer = src[0]
+        if not self._frozen and layer.act is None:
+            layer.act = module
+        state.preact[layer.index] = x.detach().clone() if getattr(module, "inplace", False) else x
+        state.pending[id(module)] = layer
+        if x is not state.out[layer.index]:  # else the output's own gradient hook serves
+            state.own_preact.add(layer.index)
             if x.requires_grad:
-                x.register_hook(lambda g, i=layer.index: state.grad_preact.__setitem__(i, g))
+                x.register_hook(partial(state.grad_preact.__setitem__, layer.index))
 
-        return hook
+    def _on_act_output(self, module: nn.Module, inputs: tuple, out: object) -> None:
+        state = self._state
+        layer = state.pending.pop(id(module), None) if state is not None else None
+        if layer is not None and isinstance(out, Tensor):
+            state.act[layer.index] = out  # type: ignore[union-attr]
 
-    @staticmethod
-    def _act_hook(state: _Pass):
-        def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            layer = state.pending.pop(id(module), None)
-            if layer is not None and isinstance(out, Tensor):
-                state.act[layer.index] = out
-
-        return hook
-
-    @contextmanager
-    def trace(self) -> Iterator[dict[tuple[int, str], Tensor]]:
-        """Hooks on while active; on exit the yielded dict holds ``(layer, quantity) -> tensor``."""
-        state, captured = _Pass(), {}
-        handles = []
+    def attach(self) -> None:
+        """Register the module hooks (once); they record nothing outside :meth:`trace`."""
+        if self._handles:
+            return
         for m in self.candidates:
             if is_layer(m):
-                handles.append(m.register_forward_hook(self._layer_hook(state)))
+                self._handles.append(m.register_forward_hook(self._on_layer))
             elif is_norm(m):
-                handles.append(m.register_forward_hook(self._norm_hook(state)))
+                self._handles.append(m.register_forward_hook(self._on_norm))
             else:
-                handles.append(m.register_forward_pre_hook(self._act_pre_hook(state)))
-                handles.append(m.register_forward_hook(self._act_hook(state)))
+                self._handles.append(m.register_forward_pre_hook(self._on_act_input))
+                self._handles.append(m.register_forward_hook(self._on_act_output))
+
+    def detach(self) -> None:
+        """Remove the module hooks: the model runs as if never probed."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    @contextmanager
+    def trace(self, keep: bool = False) -> Iterator[dict[tuple[int, str], Tensor]]:
+        """Hooks on while active; on exit the yielded dict holds ``(layer, quantity) -> tensor``.
+
+        ``keep``: leave the hooks registered afterwards (the next pass is traced too); they are removed
+        anyway when the pass raises.
+        """
+        self.attach()
+        state = self._state = _Pass()
+        captured: dict[tuple[int, str], Tensor] = {}
         try:
             yield captured
+        except BaseException:
+            keep = False
+            raise
         finally:
-            for h in handles:
-                h.remove()
+            self._state = None
+            if not keep:
+                self.detach()
             if state.out and not self._frozen:
                 self._frozen = True
             elif not self.layers and not self._frozen:
@@ -214,7 +238,8 @@ class Tracer:
             out[(index, "preact")] = (state.preact[index] if has_act else y).detach()
             if has_act:
                 out[(index, "act")] = state.act[index].detach()
-            grad = state.grad_preact.get(index) if has_act else state.grad_out.get(index)
+            grads = state.grad_preact if has_act and index in state.own_preact else state.grad_out
+            grad = grads.get(index)
             if grad is not None:
                 out[(index, "grad_preact")] = grad.detach()
         return out

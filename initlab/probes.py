@@ -47,8 +47,13 @@ log-spaced, dense early), ``every`` k steps, or an explicit ``list``. A probe at
 training step that performs update s+1 (its forward and backward pass, no extra pass); with
 ``fixed_batch: N`` it instead runs one extra forward/backward pass on N fixed test examples, with the random
 state, batch-norm buffers and gradients restored afterwards, so the training trajectory is unchanged either
-way (:class:`FixedBatchProbe`). All statistics of a step are computed on the tensors' device and moved
-to the CPU in one transfer (the first probe needs one more, for the histogram ranges).
+way (:class:`FixedBatchProbe`). At a probed step the probe takes what its statistics need (the samples,
+and sums and extremes over every value of the large tensors) on the tensors' device and moves it to the
+CPU in one transfer (the first probe needs one more, for the histogram ranges); the statistics of up to
+``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.stats.Captures`): when the
+batch is full, before the log writes a part (every few seconds), and when the probe closes -- also when
+training stops early, so an interrupted run keeps every probed step. The hooks stay registered over a
+run of consecutive probed steps (``probe.every=1``) and are removed before the first unprobed one.
 """
 
 from __future__ import annotations
@@ -66,10 +71,12 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from initlab.hooks import Layer, Tracer
-from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, stats_table
+from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, Captures, layout
 from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
+BATCH_STEPS = 64  # probed steps whose statistics are computed together (at most)
+BATCH_VALUES = 1 << 22  # float32 values their captures may hold (16 MB)
 
 
 def _log_steps(cfg: DictConfig, total: int) -> set[int]:
@@ -111,6 +118,8 @@ class Probe:
         self.log = ProbeLog(run_dir, STATS, INT_STATS, self.bins)
         self._names: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
+        self._order: dict[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]] = {}
+        self._pending: _Pending | None = None
         self._warned = False
 
     @staticmethod
@@ -127,7 +136,7 @@ class Probe:
 
     @contextmanager
     def _read_pass(self, step: int) -> Iterator[None]:
-        with self.capture():
+        with self.capture(keep=self.wants(step + 1)):
             yield
         self.record(step)
 
@@ -141,9 +150,10 @@ class Probe:
         return self.tracer.layers
 
     @contextmanager
-    def capture(self) -> Iterator[None]:
-        """While active, forward/backward passes record every layer's tensors (:mod:`initlab.hooks`)."""
-        with self.tracer.trace() as captured:
+    def capture(self, keep: bool = False) -> Iterator[None]:
+        """While active, forward/backward passes record every layer's tensors (:mod:`initlab.hooks`);
+        ``keep``: leave the hooks on for the next pass (the next step is probed too)."""
+        with self.tracer.trace(keep) as captured:
             yield
         self._captured.update(captured)
 
@@ -227,22 +237,51 @@ class Probe:
         write_table(self.run_dir / HIST_EDGES_FILE, table)
 
     def record(self, step: int) -> None:
-        """Compute and append the statistics of everything captured for ``step`` (then forget it)."""
+        """Capture what the statistics of everything captured for ``step`` need (then forget the tensors).
+
+        The statistics themselves are computed for up to ``BATCH_STEPS`` steps at once
+        (:class:`~initlab.stats.Captures`), when the batch is full, before the log writes a part, and at
+        :meth:`close`: the same numbers as step by step, with a fraction of the calls.
+        """
         tensors = self._tensors()
         self._captured = {}
-        self._set_ranges(tensors)
-        keys = sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        if not self.ranges.keys() >= tensors.keys():
+            self._set_ranges(tensors)
+        keys = self._order.get(tuple(tensors))
+        if keys is None:
+            keys = tuple(sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1]))))
+            self._order[tuple(tensors)] = keys
+        values = [tensors[k] for k in keys]
+        numel = tuple(v.numel() for v in values)
+        pending = self._pending
+        if pending is not None and (pending.keys != keys or pending.captures.layout.numel != numel):
+            self.describe_pending()
+            pending = None
+        if pending is None:
+            lay = layout(numel)
+            capacity = max(1, min(BATCH_STEPS, BATCH_VALUES // max(lay.width, 1)))
+            pending = self._pending = _Pending(keys, Captures(lay, capacity))
+        pending.captures.add(values)
+        pending.steps.append(step)
+        if pending.captures.is_full or self.log.due():
+            self.describe_pending()
+
+    def describe_pending(self) -> None:
+        """Compute the statistics of the captured steps and hand them to the log."""
+        pending, self._pending = self._pending, None
+        if pending is None or not pending.steps:
+            return
+        keys = pending.keys
         kinds = {p.index: p.kind for p in self.layers}
-        table = stats_table(
-            [tensors[k] for k in keys],
+        table = pending.captures.table(
             [self.ranges[k] for k in keys],
             self.bins,
             [SATURATION.get(kinds[k[0]]) if k[1] == "act" else None for k in keys],
         )
-        self._log(step, tuple(keys), table)
+        self._log(pending.steps, keys, table)
 
-    def _log(self, step: int, keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
-        """Hand the step's rows to the log, with the per-row labels (the same every step: cached)."""
+    def _log(self, steps: list[int], keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
+        """Hand the steps' rows to the log, with the per-row labels (the same every step: cached)."""
         names = self._names.get(keys)
         if names is None:
             by_index = {p.index: p for p in self.layers}
@@ -254,19 +293,35 @@ class Probe:
                 "fan_in": np.array([p.fan_in for p in layers], dtype=np.int64),
                 "fan_out": np.array([p.fan_out for p in layers], dtype=np.int64),
             }
-        self.log.append(step, names, table)
+        n = len(steps)
+        step_of = np.repeat(np.asarray(steps, dtype=np.int64), len(keys))
+        self.log.append(step_of, {k: np.tile(v, n) if n > 1 else v for k, v in names.items()}, table)
         nonfinite = table[:, STATS.index("n_nonfinite")]
         if not self._warned and nonfinite.any():
             r = int(np.flatnonzero(nonfinite)[0])
+            layer, quantity = keys[r % len(keys)]
             warnings.warn(
-                f"step {step}: non-finite values in layer {keys[r][0]} {keys[r][1]} "
+                f"step {step_of[r]}: non-finite values in layer {layer} {quantity} "
                 f"({int(nonfinite[r])} of {int(table[r, STATS.index('n')])}); counted in n_nonfinite",
                 stacklevel=3,
             )
             self._warned = True
 
     def close(self) -> None:
-        self.log.close()
+        """Compute what is pending, write every file in full, remove the hooks."""
+        self.tracer.detach()
+        try:
+            self.describe_pending()
+        finally:
+            self.log.close()
+
+
+class _Pending:
+    """Captured steps whose statistics are not computed yet: their keys (one layout) and captures."""
+
+    def __init__(self, keys: tuple[tuple[int, str], ...], captures: Captures) -> None:
+        self.keys, self.captures = keys, captures
+        self.steps: list[int] = []
 
 
 class FixedBatchProbe(Probe):

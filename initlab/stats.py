@@ -20,28 +20,34 @@ histogram (``searchsorted`` of the bin edges), and the zero and saturation count
 
 Speed without losing exactness:
 
+* two phases: at the probed step, :meth:`Captures.add` takes what cannot wait -- the samples (every
+  value of the small tensors, the strided sample of the large ones) and four reductions over every value
+  of each large tensor (Σx, Σx², min, max: the weights change at the next update) -- into one float32
+  row, one transfer from the tensors' device; :meth:`Captures.table` then describes the rows of many
+  steps at once: per group of equal-length samples one sort, one ``searchsorted`` per row (all bin
+  edges, the zeros and the saturation band in one call), one mean and one variance for all steps and
+  tensors. The numbers are those of one :func:`stats_table` per step, bit for bit (a test checks it).
 * finite fast path: a sorted sample is finite iff its first and last values are (NaN sorts last), and a
   large tensor is finite iff its sum and squared norm are (inf and NaN propagate through a sum). Only a
   tensor that fails that one check goes through the masked path, which leaves inf/NaN out of every
-  statistic and counts them in ``n_nonfinite``.
-* small tensors of equal size are stacked and handled by one ``numpy`` call per statistic (one sort,
-  one mean, one variance, one ``searchsorted`` of all bin edges); large tensors cost four reductions
-  (sum, norm, min, max) on their device; everything reaches the CPU in one transfer.
+  statistic and counts them in ``n_nonfinite`` (a large one is copied at capture for it).
+* saturation is a :class:`Band` (saturated below ``lo`` or above ``hi``): in a sorted row that is two
+  counts, found by the same ``searchsorted`` as the histogram.
 
 Histogram bins are the ones of ``numpy.histogram`` with edges ``linspace(lo, hi, bins + 1)``:
 [e_i, e_i+1), the last one closed; values below ``lo`` / above ``hi`` are counted in the under- and
 overflow. Percentiles are linear interpolations between order statistics (numpy's and torch's default).
-Variance: Σ(x − mean)²/(n − 1) in float64 for the stacked small tensors; for large tensors
-(Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean when mean² is large against the
-variance (where that formula would cancel).
+Variance: Σ(x − mean)²/(n − 1) from float32 pairwise sums for the tensors sampled whole (float64 where
+they overflow); for large tensors (Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean (in
+float64, at capture) when mean² is large against the variance (where that formula would cancel).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -72,11 +78,26 @@ _MOMENTS = slice(0, 4)  # mean, std, min, max
 _Q = slice(4, 9)
 _ZERO, _SAT, _N, _NNF, _NS = 9, 10, 11, 12, 13
 
-Saturation = Callable[[Tensor], Tensor]
-SATURATION: dict[str, Saturation] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
-    "softsign": lambda a: a.abs() > 0.9,
+
+
+@dataclass(frozen=True)
+class Band:
+    """Saturated outside [lo, hi]: ``a < lo or a > hi``, compared in float32 (as torch compares a float32
+    tensor with a Python float). In a sorted row the saturated values are two counts that the histogram's
+    ``searchsorted`` finds with the bin edges (see :func:`_queries`)."""
+
+    lo: float
+    hi: float
+
+    def __call__(self, a: Tensor) -> Tensor:
+        return (a < self.lo) | (a > self.hi)
+
+
+Saturation = Callable[[Tensor], Tensor]  # a Band, or any elementwise test
+SATURATION: dict[str, Band] = {
+    "tanh": Band(-0.99, 0.99),  # |a| > 0.99
+    "sigmoid": Band(0.01, 0.99),
+    "softsign": Band(-0.9, 0.9),  # |a| > 0.9
 }
 BOUNDED_RANGE: dict[str, tuple[float, float]] = {
     "tanh": (-1.0, 1.0),
@@ -100,18 +121,25 @@ def sample_stride(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _queries(ranges: tuple[tuple[float, float], ...], bins: int) -> np.ndarray:
+def _queries(
+    ranges: tuple[tuple[float, float], ...], bins: int, bands: tuple[Band | None, ...] | None = None
+) -> np.ndarray:
     """Per row, float32 thresholds t such that ``v < t`` ⇔ ``v < e`` for every float32 v: the bin edges
     e = linspace(lo, hi, bins + 1) rounded up to float32, the float64 just above ``hi`` (v ≤ hi), then
-    0 and the smallest positive float32 (v < 0, v ≤ 0: the zeros lie between). Ranges are fixed per
-    (layer, quantity), so this is computed about once per run."""
+    0 and the smallest positive float32 (v < 0, v ≤ 0: the zeros lie between); with ``bands``, two more:
+    the band's float32 ``lo`` and the float32 just above its float32 ``hi`` (v < lo, v ≤ hi). Ranges are
+    fixed per (layer, quantity), so this is computed about once per run."""
     tail = [0.0, float(np.nextafter(np.float32(0), np.float32(1)))]
     edges = np.stack([np.concatenate([np.linspace(lo, hi, bins + 1), [hi], tail]) for lo, hi in ranges])
     edges[:, bins + 1] = np.nextafter(edges[:, bins + 1], math.inf)
     up = edges.astype(np.float32)
     below = up.astype(np.float64) < edges
     up[below] = np.nextafter(up[below], np.float32(math.inf))
-    return up
+    if bands is None:
+        return up
+    band = np.array([(b.lo, b.hi) if b is not None else (0.0, 0.0) for b in bands], np.float32)
+    band[:, 1] = np.nextafter(band[:, 1], np.float32(math.inf))
+    return np.concatenate([up, band], axis=1)
 
 
 def _percentiles(sorted_rows: np.ndarray) -> np.ndarray:
@@ -135,14 +163,23 @@ def _describe_sample(
     """Fill the sample statistics of ``out`` rows from sorted finite float32 samples of one length:
     percentiles, ``frac_zero``, ``frac_saturated``, ``n_sample`` and the histogram (see :func:`_queries`)."""
     m = sorted32.shape[1]
-    below = np.stack([np.searchsorted(row, q) for row, q in zip(sorted32, queries, strict=True)])
+    below = np.empty(queries.shape, np.intp)
+    for r, (row, q) in enumerate(zip(sorted32, queries, strict=True)):
+        below[r] = row.searchsorted(q)
     out[:, _Q] = _percentiles(sorted32)
     out[:, _ZERO] = (below[:, bins + 3] - below[:, bins + 2]) / m
     out[:, _SAT] = math.nan
+    banded = queries.shape[1] > bins + 4  # the queries hold each row's Band
     tests: dict[int, tuple[Saturation, list[int]]] = {}  # one call per saturation test, on all its rows
+    band_rows = []
     for r, sat in enumerate(saturated):
-        if sat is not None:
+        if banded and isinstance(sat, Band):
+            band_rows.append(r)
+        elif sat is not None:
             tests.setdefault(id(sat), (sat, []))[1].append(r)
+    if band_rows:
+        b = below[band_rows]
+        out[band_rows, _SAT] = (b[:, bins + 4] + m - b[:, bins + 5]) / m
     for sat, rows in tests.values():
         out[rows, _SAT] = sat(torch.from_numpy(sorted32[rows])).sum(dim=1).numpy() / m
     out[:, _NS] = m
@@ -174,13 +211,189 @@ def _masked_row(
     return row
 
 
+def _on_host(v: Tensor) -> bool:
+    return v.device.type == "cpu"  # numpy reads it in place: no transfer
+
+
 def _reductions(v: Tensor) -> list[Tensor] | list[float]:
     """Σv, Σv², min and max of a flat float32 tensor: 0-d tensors on its device, floats on the CPU
     (where numpy's vectorized min and max are several times faster than torch's)."""
-    if v.device.type == "cpu":
+    if _on_host(v):
         a = v.numpy()
         return [float(v.sum()), float(torch.dot(v, v)), float(a.min()), float(a.max())]
     return [v.sum(), torch.dot(v, v), *torch.aminmax(v)]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one step's tensors go in a captured row, fixed by their sizes: the samples grouped by length
+    (whole ones first), then Σv, Σv², min and max of each large tensor; a group is what one sort handles."""
+
+    numel: tuple[int, ...]
+    strides: tuple[int, ...]
+    start: tuple[int, ...]  # of each tensor's sample in a row
+    size: tuple[int, ...]  # of each tensor's sample
+    small: tuple[int, ...]  # tensors sampled whole, in row order
+    large: tuple[int, ...]  # tensors with a strided sample (and reductions), in row order
+    groups: tuple[tuple[int, bool, np.ndarray, int, int], ...]  # length, exact, members, first, end column
+    small_end: int  # columns of the whole samples; the strided ones follow
+    samples: int  # columns of all samples; the reductions follow
+
+    @property
+    def width(self) -> int:
+        return self.samples + 4 * len(self.large)
+
+
+@functools.lru_cache(maxsize=64)
+def layout(numel: tuple[int, ...]) -> Layout:
+    """The :class:`Layout` of tensors of ``numel`` values each."""
+    strides = tuple(sample_stride(n) for n in numel)
+    size = tuple(len(range(0, n, s)) for n, s in zip(numel, strides, strict=True))
+    by_size: dict[tuple[bool, int], list[int]] = {}  # (sampled, sample length) -> tensors
+    for i, m in enumerate(size):
+        by_size.setdefault((strides[i] > 1, m), []).append(i)
+    start = [0] * len(numel)
+    groups, column = [], 0
+    for (sampled, m), members in sorted(by_size.items(), key=lambda item: item[0][0]):  # stable
+        for i in members:
+            start[i] = column
+            column += m
+        groups.append((m, not sampled, np.array(members), start[members[0]], column))
+    rows_order = [int(i) for _, _, members, _, _ in groups for i in members]
+    small = tuple(i for i in rows_order if strides[i] == 1)
+    large = tuple(i for i in rows_order if strides[i] > 1)
+    small_end = sum(size[i] for i in small)
+    return Layout(numel, strides, tuple(start), size, small, large, tuple(groups), small_end, column)
+
+
+class Captures:
+    """What the statistics of up to ``capacity`` steps need, taken at each step, described all at once.
+
+    :meth:`add` reads one step's tensors (the same :class:`Layout` every step): it copies their samples
+    and computes the reductions over every value of the large ones into one float32 row (one transfer
+    from the tensors' device); it keeps a copy of a large tensor only when its sums are not finite (the
+    masked path needs every value) and redoes the variance around the mean where Σx² − (Σx)²/n would
+    cancel. :meth:`table` then sorts, searches and averages the rows of all steps together, a few numpy
+    calls per group of equal-length samples instead of per tensor and step: the same numbers as one
+    :func:`stats_table` per step.
+    """
+
+    def __init__(self, lay: Layout, capacity: int) -> None:
+        self.layout = lay
+        self.rows = np.empty((capacity, lay.width), np.float32)
+        self.n = 0
+        self.full: dict[tuple[int, int], Tensor] = {}  # (row, tensor) -> every value, for the masked path
+        self.var: dict[tuple[int, int], float] = {}  # (row, large tensor) -> variance around the mean
+        self._n = np.array([lay.numel[i] for i in lay.large], dtype=np.float64)
+
+    @property
+    def is_full(self) -> bool:
+        return self.n == len(self.rows)
+
+    def add(self, tensors: Sequence[Tensor]) -> None:
+        """Capture one step's tensors (in layout order)."""
+        lay, row = self.layout, self.rows[self.n]
+        flat = [t.detach().reshape(-1) for t in tensors]
+        flat = [v if v.dtype == torch.float32 else v.float() for v in flat]
+        end = lay.samples
+        if not flat:
+            pass
+        elif _on_host(flat[0]):
+            if lay.small:
+                torch.cat([flat[i] for i in lay.small], out=torch.from_numpy(row[: lay.small_end]))
+            reductions: list[float] = []
+            for i in lay.large:  # the reductions, then the sample, while the tensor is in cache
+                reductions += _reductions(flat[i])  # type: ignore[arg-type]
+                row[lay.start[i] : lay.start[i] + lay.size[i]] = flat[i].numpy()[:: lay.strides[i]]
+            row[end:] = reductions
+        else:  # one transfer: the samples, then the reductions
+            parts = [flat[i] for i in lay.small] + [flat[i][:: lay.strides[i]] for i in lay.large]
+            on_device = [r for i in lay.large for r in _reductions(flat[i])]
+            row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
+        if lay.large:
+            self._check_sums(flat, row[end:])
+        self.n += 1
+
+    def _check_sums(self, flat: list[Tensor], reductions: np.ndarray) -> None:
+        """Keep what the masked path needs (non-finite sums), redo the variance where it would cancel."""
+        for j, (total, sumsq) in enumerate(reductions.reshape(-1, 4)[:, :2].tolist()):
+            i, n = self.layout.large[j], self.layout.numel[self.layout.large[j]]
+            if not (math.isfinite(total) and math.isfinite(sumsq)):
+                self.full[(self.n, i)] = flat[i].clone()
+                continue
+            mean = total / n
+            if mean * mean > max(sumsq - total * total / n, 0.0) / (n - 1):  # Σx² − (Σx)²/n would cancel
+                d = flat[i].double() - mean  # sum around the mean instead
+                self.var[(self.n, j)] = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
+
+    def table(
+        self,
+        ranges: Sequence[tuple[float, float]],
+        bins: int,
+        saturated: Sequence[Saturation | None],
+    ) -> np.ndarray:
+        """One float64 row per (step, tensor), step-major: the :data:`STATS`, ``bins`` counts, under-
+        and overflow (see the module docstring)."""
+        lay, rows = self.layout, self.rows[: self.n]
+        steps, k = len(rows), len(lay.numel)
+        bands = tuple(s if isinstance(s, Band) else None for s in saturated)
+        queries = _queries(tuple(map(tuple, ranges)), bins, bands)
+        out = np.empty((steps, k, _HEAD + bins + 2))
+        numel = np.array(lay.numel, dtype=np.float64)
+        out[:, :, _N] = numel
+        out[:, :, _NNF] = 0
+        masked = set(self.full)
+        for m, exact, members, first, end in lay.groups:
+            step_of = np.repeat(np.arange(steps), len(members))
+            member = np.tile(members, steps)
+            if m == 0:
+                masked.update(zip(step_of.tolist(), member.tolist(), strict=True))
+                continue
+            # a sorted C-order copy (numpy's sums are pairwise along the rows of a C-order array)
+            sorted32 = np.sort(rows[:, first:end].reshape(steps, len(members), m), axis=2).reshape(-1, m)
+            finite = np.isfinite(sorted32[:, 0]) & np.isfinite(sorted32[:, -1])
+            if not finite.all():
+                masked.update(zip(step_of[~finite].tolist(), member[~finite].tolist(), strict=True))
+                sorted32, step_of, member = sorted32[finite], step_of[finite], member[finite]
+            if not len(sorted32):
+                continue
+            view = np.empty((len(sorted32), out.shape[2]))
+            view[:, _N], view[:, _NNF] = numel[member], 0
+            _describe_sample(sorted32, queries[member], bins, [saturated[i] for i in member], view)
+            if exact:  # every value is in the sample: the moments too
+                view[:, _MOMENTS] = _moments(sorted32)
+            out[step_of, member] = view
+        if lay.large:
+            red = rows[:, lay.samples :].astype(np.float64).reshape(steps, -1, 4)
+            total, sumsq, n = red[..., 0], red[..., 1], self._n
+            with np.errstate(over="ignore", invalid="ignore"):
+                var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
+            for (s, j), v in self.var.items():
+                var[s, j] = v
+            large = list(lay.large)
+            out[:, large, 0] = total / n
+            out[:, large, 1] = np.sqrt(np.maximum(var, 0.0))
+            out[:, large, 2:4] = red[..., 2:4]
+        for s, i in sorted(masked):
+            sample = rows[s, lay.start[i] : lay.start[i] + lay.size[i]]
+            full = self.full.get((s, i), torch.from_numpy(sample))
+            out[s, i] = _masked_row(full, sample, queries[i], bins, saturated[i])
+        return out.reshape(steps * k, -1)
+
+
+def _moments(sorted32: np.ndarray) -> np.ndarray:
+    """Mean, std (ddof 1), min and max of sorted finite float32 rows of every value, (k, 4)."""
+    m = sorted32.shape[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
+        mean = sorted32.sum(axis=1, keepdims=True) / m  # pairwise float32 sums, as torch's
+        d = sorted32 - mean
+        var = (np.square(d, out=d).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
+    mean = mean.astype(np.float64)
+    for r in np.flatnonzero(~np.isfinite(var)):
+        x = sorted32[r].astype(np.float64)
+        mean[r] = x.mean()
+        var[r] = np.square(x - x.mean()).sum() / max(m - 1, 1)
+    return np.column_stack([mean[:, 0], np.sqrt(var), sorted32[:, 0], sorted32[:, -1]])
 
 
 def stats_table(
@@ -191,94 +404,14 @@ def stats_table(
 ) -> np.ndarray:
     """One float64 row per tensor: the :data:`STATS`, ``bins`` counts, underflow, overflow.
 
-    See the module docstring for what is computed from every value and what from the strided sample.
+    See the module docstring for what is computed from every value and what from the strided sample;
+    :class:`Captures` does the same for many steps at once.
     """
-    k = len(tensors)
-    flat = [t.detach().reshape(-1) for t in tensors]
-    strides = [sample_stride(v.numel()) for v in flat]
-    samples: list[Tensor] = []
-    reductions: list[Tensor] = []
-    large = []
-    for i, (v, s) in enumerate(zip(flat, strides, strict=True)):
-        v = v.float()
-        if s > 1:  # the four reductions and the sample one after the other, while v is in cache
-            large.append(i)
-            reductions += _reductions(v)
-            samples.append(v[::s].clone())
-        else:
-            samples.append(v)
-    # One transfer: every sample, then the reductions of the large tensors.
-    on_device = [r for r in reductions if isinstance(r, Tensor)]
-    parts = samples + ([torch.stack(on_device)] if on_device else [])
-    host = torch.cat(parts).cpu().numpy() if parts else np.zeros(0, np.float32)
-    if len(on_device) < len(reductions):  # computed on the CPU already
-        host = np.concatenate([host, np.asarray(reductions, dtype=np.float32)])
-    sizes = [s.numel() for s in samples]
-    offsets = [0, *itertools.accumulate(sizes)]
-    queries = _queries(tuple(map(tuple, ranges)), bins)
-    out = np.empty((k, _HEAD + bins + 2))
-    out[:, _N] = [v.numel() for v in flat]
-    out[:, _NNF] = 0
-    by_size: dict[tuple[int, bool], list[int]] = {}  # (sample length, sample = every value)
-    for i, m in enumerate(sizes):
-        by_size.setdefault((m, strides[i] == 1), []).append(i)
-    red = host[offsets[-1] :].astype(np.float64).reshape(-1, 4)
-    masked: list[int] = []
-    for (m, exact), members in by_size.items():
-        if m == 0:
-            masked += members
-            continue
-        rows = np.sort(np.stack([host[offsets[i] : offsets[i] + m] for i in members]), axis=1)
-        finite = np.isfinite(rows[:, 0]) & np.isfinite(rows[:, -1])
-        good = [i for i, ok in zip(members, finite, strict=True) if ok]
-        masked += [i for i, ok in zip(members, finite, strict=True) if not ok]
-        if not good:
-            continue
-        r32 = rows if len(good) == len(members) else rows[finite]
-        view = out[good]
-        _describe_sample(r32, queries[good], bins, [saturated[i] for i in good], view)
-        if exact:  # every value is in the sample: the moments too
-            with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
-                mean = r32.sum(axis=1, keepdims=True) / m  # pairwise float32 sums, as torch's
-                var = (np.square(r32 - mean).sum(axis=1) / max(m - 1, 1)).astype(np.float64)
-            mean = mean.astype(np.float64)
-            for r in np.flatnonzero(~np.isfinite(var)):
-                x = r32[r].astype(np.float64)
-                mean[r] = x.mean()
-                var[r] = np.square(x - x.mean()).sum() / max(m - 1, 1)
-            view[:, 0] = mean[:, 0]
-            view[:, 1] = np.sqrt(var)
-            view[:, 2], view[:, 3] = r32[:, 0], r32[:, -1]
-        out[good] = view
-    for j, i in enumerate(large):
-        if i in masked:
-            continue
-        total, sumsq, vmin, vmax = red[j]
-        n = out[i, _N]
-        if not (math.isfinite(total) and math.isfinite(sumsq)):
-            masked.append(i)
-            continue
-        mean = total / n
-        var = max(sumsq - total * total / n, 0.0) / (n - 1)
-        if mean * mean > var:  # Σx² − (Σx)²/n would cancel: sum around the mean instead
-            d = flat[i].double() - mean
-            var = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
-        out[i, _MOMENTS] = (mean, math.sqrt(max(var, 0.0)), vmin, vmax)
-    for i in masked:
-        out[i] = _masked_row(tensors[i], host[offsets[i] : offsets[i + 1]], queries[i], bins, saturated[i])
-    return out
-
-
-def stats_batch(
-    tensors: list[Tensor],
-    ranges: list[tuple[float, float]],
-    bins: int,
-    saturated: list[Saturation | None],
-) -> Tensor:
-    """:func:`stats_table` as a float64 tensor (one row per tensor)."""
-    return torch.from_numpy(stats_table(tensors, ranges, bins, saturated))
+    captures = Captures(layout(tuple(t.numel() for t in tensors)), 1)
+    captures.add(tensors)
+    return captures.table(ranges, bins, saturated)
 
 
 def tensor_stats(x: Tensor, lo: float, hi: float, bins: int, saturated: Saturation | None) -> Tensor:
-    """The statistics row of one tensor (see :func:`stats_table`)."""
-    return stats_batch([x], [(lo, hi)], bins, [saturated])[0]
+    """The statistics row of one tensor (see :func:`stats_table`), as a float64 tensor."""
+    return torch.from_numpy(stats_table([x], [(lo, hi)], bins, [saturated])[0])

@@ -64,7 +64,8 @@ class ParquetLog:
     Rows are buffered and flushed when ``max_rows`` have gathered or ``max_seconds`` have passed since the
     last flush. Each flush writes one complete small Parquet file into ``<name>.parts/`` (atomically), so
     a live run can be read while it trains and even a hard-killed run keeps every flushed row.
-    :meth:`close` merges the parts, one row group each, into ``<name>`` and removes the folder.
+    :meth:`close` merges the parts, one row group each, into ``<name>`` (a single part is renamed) and removes
+    the folder.
     """
 
     def __init__(self, path: Path, max_rows: int = 5000, max_seconds: float = 10.0) -> None:
@@ -92,7 +93,9 @@ class ParquetLog:
         self.parts.mkdir(parents=True, exist_ok=True)
         part = self.parts / f"part-{self._n_parts:06d}.parquet"
         tmp = part.with_suffix(".tmp")
-        pq.write_table(table, tmp)
+        # Dictionary encoding pays for the repeated strings; tried on floats it costs more than it saves.
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+        pq.write_table(table, tmp, use_dictionary=strings)
         os.replace(tmp, part)
         self._n_parts += 1
 
@@ -101,6 +104,10 @@ class ParquetLog:
         self.flush()
         files = sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
         if not files:
+            return
+        if len(files) == 1:  # already the whole file
+            os.replace(files[0], self.path)
+            shutil.rmtree(self.parts)
             return
         tables = [pq.read_table(f) for f in files]
         schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
@@ -148,9 +155,9 @@ class ColumnarLog(ParquetLog):
 
 
 class ProbeLog:
-    """``layers.parquet`` and ``hists.parquet`` of a probe, fed one block of statistics rows per step.
+    """``layers.parquet`` and ``hists.parquet`` of a probe, fed blocks of statistics rows (steps, layers).
 
-    :meth:`append` only keeps the step's rows (a float64 array, one row per (layer, quantity): the
+    :meth:`append` only keeps the rows (a float64 array, one row per (step, layer, quantity): the
     ``stats`` columns, then ``bins`` histogram counts, underflow and overflow) with the columns that name
     them; every ``max_rows`` rows or ``max_seconds`` the blocks are turned into the two files' columns
     and written as one Parquet part each (see :class:`ParquetLog`).
@@ -169,22 +176,27 @@ class ProbeLog:
         self.hists = ColumnarLog(Path(run_dir) / HISTS_FILE, max_rows=1 << 62, max_seconds=math.inf)
         self.stats, self.int_stats, self.bins = stats, int_stats, bins
         self.max_rows, self.max_seconds = max_rows, max_seconds
-        self._blocks: list[tuple[int, dict[str, np.ndarray], np.ndarray]] = []
+        self._blocks: list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]] = []
         self._n_rows = 0
         self._last_flush = time.monotonic()
 
-    def append(self, step: int, names: dict[str, np.ndarray], table: np.ndarray) -> None:
-        """One step's rows: ``names`` (``layer``, ``quantity`` and any other per-row labels) and ``table``."""
-        self._blocks.append((step, names, table))
+    def append(self, steps: np.ndarray, names: dict[str, np.ndarray], table: np.ndarray) -> None:
+        """Rows of one or more steps: ``steps`` (one per row), ``names`` (``layer``, ``quantity`` and any
+        other per-row labels) and ``table``."""
+        self._blocks.append((steps, names, table))
         self._n_rows += len(table)
-        if self._n_rows >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds:
+        if self.due():
             self.flush()
+
+    def due(self) -> bool:
+        """Whether the next append writes a part: ``max_rows`` rows gathered or ``max_seconds`` passed."""
+        return self._n_rows >= self.max_rows or time.monotonic() - self._last_flush > self.max_seconds
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
         if not self._blocks:
             return
-        steps = np.concatenate([np.full(len(t), s, dtype=np.int64) for s, _, t in self._blocks])
+        steps = np.concatenate([s for s, _, _ in self._blocks]).astype(np.int64)
         names = {k: np.concatenate([n[k] for _, n, _ in self._blocks]) for k in self._blocks[0][1]}
         table = np.concatenate([t for _, _, t in self._blocks])
         head, bins = len(self.stats), self.bins

@@ -55,15 +55,17 @@ class UserNet(nn.Module):
         return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))
 
 
-def user_loop(steps: int, run_dir: Path | None) -> float:
-    """Seconds to train :class:`UserNet` for ``steps`` SGD steps on random 16x16 images (probed if a dir)."""
+def user_loop(steps: int, run_dir: Path | None, every: int | None = None) -> float:
+    """Seconds to train :class:`UserNet` for ``steps`` SGD steps on random 16x16 images (probed if a dir:
+    on the log schedule, or every ``every`` steps)."""
     torch.manual_seed(0)
     model = UserNet()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(512, 3, 16, 16, generator=gen), torch.randint(0, 10, (512,), generator=gen)
     start = time.perf_counter()
-    probe = initlab.probe(model, run_dir, schedule="log", total_steps=steps) if run_dir else None
+    schedule = {"schedule": "log"} if every is None else {"every": every}
+    probe = initlab.probe(model, run_dir, total_steps=steps, **schedule) if run_dir else None
     for step in range(steps):
         idx = torch.randint(0, 512, (32,), generator=gen)
         with probe.step(step) if probe else torch.enable_grad():

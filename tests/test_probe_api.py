@@ -173,6 +173,26 @@ def test_trajectory_is_bit_identical_with_probes_on(tmp_path: Path, make) -> Non
     assert len(initlab.load_run(tmp_path).layers.step.unique()) == 6
 
 
+def test_hooks_stay_on_over_consecutive_probed_steps_only(tmp_path: Path) -> None:
+    model = FunctionalNet()
+    x, y = toy_data((6,))
+    probe = initlab.probe(model, tmp_path, steps=[0, 1, 4])
+
+    def hooked() -> bool:
+        return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+    after = []
+    for step in range(6):
+        with probe.step(step):
+            F.cross_entropy(model(x[:8]), y[:8]).backward()
+        model(x[:8])  # an extra pass between steps (an evaluation) records nothing
+        after.append(hooked())
+    probe.close()
+    assert after == [True, False, False, False, False, False]  # kept after step 0 for step 1, then removed
+    assert not hooked()
+    assert sorted(initlab.load_run(tmp_path).layers.step.unique()) == [0, 1, 4]
+
+
 def test_bad_settings_raise_one_line_errors(tmp_path: Path) -> None:
     model = FunctionalNet()
     with pytest.raises(ConfigError, match="schedule='log' needs total_steps"):

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from initlab import load_run
+from initlab import load_run, probes
 from initlab.config import config_dir
 from initlab.probes import Probe, schedule
 from initlab.stats import PERCENTILES, STATS, sample_stride, tensor_stats
@@ -129,6 +129,21 @@ def test_probes_do_not_change_the_trajectory(tmp_path) -> None:
     assert set(layers.quantity) == {"weight", "preact", "act", "grad_preact", "grad_weight"}
     assert set(layers.layer) == {1, 2, 3, 4}
     assert sorted(load_run(tmp_path / "fixed").layers.step.unique()) == list(range(41))
+
+
+def test_steps_described_together_log_what_step_by_step_logs(tmp_path, monkeypatch) -> None:
+    """Every-step probes computed in batches of steps write the same files as one step at a time."""
+    cfg = make_cfg("probe=every", "model.norm=batch", "act=tanh")
+    train(cfg, tmp_path / "batched")
+    monkeypatch.setattr(probes, "BATCH_STEPS", 1)
+    train(cfg, tmp_path / "single")
+    batched, single = load_run(tmp_path / "batched"), load_run(tmp_path / "single")
+    pd.testing.assert_frame_equal(batched.layers, single.layers, check_exact=True)
+    pd.testing.assert_frame_equal(
+        batched.hists.drop(columns=["counts", "edges"]), single.hists.drop(columns=["counts", "edges"])
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(batched.hists.counts, single.hists.counts, strict=True))
+    assert sorted(batched.layers.step.unique()) == list(range(40))
 
 
 def test_layer_and_hist_contract(tmp_path) -> None:

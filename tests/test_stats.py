@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from initlab import load_run
+from initlab import load_run, stats
 from initlab.runs import HIST_COLUMNS, with_edges
 from initlab.stats import (
     EXACT_VALUES,
@@ -17,8 +17,10 @@ from initlab.stats import (
     SAMPLE_VALUES,
     SATURATION,
     STATS,
+    Captures,
     _masked_row,
     _queries,
+    layout,
     sample_stride,
     stats_table,
 )
@@ -153,6 +155,63 @@ def test_a_large_mean_does_not_cost_the_std_its_precision() -> None:
     row = stats_table([torch.from_numpy(x)], [(999.0, 1001.0)], BINS, [None])[0]
     assert row[COL["std"]] == pytest.approx(x.astype(np.float64).std(ddof=1), rel=1e-4)
     assert row[COL["mean"]] == pytest.approx(x.astype(np.float64).mean(), rel=1e-7)
+
+
+def test_many_steps_described_at_once_equal_step_by_step() -> None:
+    """The probe describes up to 64 captured steps together: bit for bit what each step gives on its own."""
+    ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
+    sats = [None, SATURATION["tanh"], None, None, SATURATION["sigmoid"], None, None]
+    steps = []
+    for seed in range(5):
+        xs = tensors(seed)
+        if seed == 1:  # inf/NaN in a small and in a large tensor: the masked path
+            xs[0][0, :3] = [np.inf, -np.inf, np.nan]
+            xs[3][5, 5] = np.nan
+        if seed == 2:  # a large mean: the variance redone around the mean
+            xs[4] += 100
+        steps.append([torch.from_numpy(x) for x in xs])
+    captures = Captures(layout(tuple(t.numel() for t in steps[0])), len(steps))
+    for ts in steps:
+        captures.add(ts)
+    batched = captures.table(ranges, BINS, sats)
+    one_by_one = np.concatenate([stats_table(ts, ranges, BINS, sats) for ts in steps])
+    np.testing.assert_array_equal(batched, one_by_one)
+    assert not np.array_equal(one_by_one[0], one_by_one[len(ranges)])  # the steps differ
+
+
+def test_the_device_path_gives_the_host_paths_numbers(monkeypatch) -> None:
+    """On a GPU the reductions stay on the device and everything comes over in one transfer; run that path
+    on the CPU (torch's ops instead of numpy's min and max): the same numbers."""
+    xs = [torch.from_numpy(x) for x in tensors(seed=5)]
+    xs[3][0, 0] = math.inf  # a large tensor through the masked path
+    ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
+    sats = [None, SATURATION["tanh"], None, None, None, None, None]
+    host = stats_table(xs, ranges, BINS, sats)
+    monkeypatch.setattr(stats, "_on_host", lambda v: False)
+    np.testing.assert_array_equal(stats_table(xs, ranges, BINS, sats), host)
+    assert host[3, COL["n_nonfinite"]] == 1
+
+
+def test_saturation_bands_count_what_the_elementwise_tests_count() -> None:
+    """Counted in the sorted sample: |tanh| > 0.99, sigmoid < 0.01 or > 0.99, |softsign| > 0.9"""
+    f32 = np.float32
+    tests = {
+        "tanh": lambda a: np.abs(a) > f32(0.99),
+        "sigmoid": lambda a: (a < f32(0.01)) | (a > f32(0.99)),
+        "softsign": lambda a: np.abs(a) > f32(0.9),
+    }
+    rng = np.random.default_rng(4)
+    for name, elementwise in tests.items():
+        band = SATURATION[name]
+        at = f32([band.lo, band.hi, -band.lo, -band.hi])
+        near = np.concatenate([at, np.nextafter(at, f32(2)), np.nextafter(at, f32(-2))])
+        for size in (3_000, 40_000):  # every value, and the strided sample
+            x = rng.uniform(-1, 1, size).astype(f32)
+            s = sample_stride(size)
+            x[: s * near.size : s] = near  # values at and next to the thresholds, in the sample
+            row = stats_table([torch.from_numpy(x)], [(-1.0, 1.0)], BINS, [band])[0]
+            sample = x[::s]
+            assert row[COL["frac_saturated"]] == np.mean(elementwise(sample)), (name, size)
 
 
 def test_edges_are_stored_once_and_joined_back(tmp_path, make_cfg) -> None:
