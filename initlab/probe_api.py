@@ -122,9 +122,15 @@ class LoopProbe(Probe):
         if self._closed:
             return
         self._closed = True
-        super().close()
-        self._write_metrics()
-        self._write_summary(status, **({"error": error} if error else {}))
+        try:
+            super().close()
+            self._write_metrics()
+        except BaseException as exc:  # the summary says so, unless an earlier error is its cause
+            if status != "failed":
+                status, error = failure(exc)
+            raise
+        finally:
+            self._write_summary(status, **({"error": error} if error else {}))
 
     def __enter__(self) -> LoopProbe:
         return self
@@ -138,6 +144,13 @@ class LoopProbe(Probe):
             self.close("interrupted")
         else:
             self.close("failed", f"{kind.__name__}: {exc}")
+
+
+def failure(exc: BaseException) -> tuple[str, str | None]:
+    """The summary's status and error for an exception raised while closing the logs."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", None
+    return "failed", f"{type(exc).__name__}: {exc}"
 
 
 def probe(

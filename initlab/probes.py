@@ -261,27 +261,38 @@ class Probe:
             lay = layout(numel)
             capacity = max(1, min(BATCH_STEPS, BATCH_VALUES // max(lay.width, 1)))
             pending = self._pending = _Pending(keys, Captures(lay, capacity))
-        pending.captures.add(values)
-        pending.steps.append(step)
+        pending.captures.add(values, step)
         if pending.captures.is_full or self.log.due():
             self.describe_pending()
 
     def describe_pending(self) -> None:
-        """Compute the statistics of the captured steps and hand them to the log."""
-        pending, self._pending = self._pending, None
-        if pending is None or not pending.steps:
+        """Compute the statistics of the captured steps and hand them to the log.
+
+        The captures stay pending until the log has their rows: interrupted while describing (Ctrl-C,
+        SIGTERM), the steps are described again by :meth:`close`.
+        """
+        pending = self._pending
+        if pending is None:
             return
-        keys = pending.keys
+        steps, keys = list(pending.captures.steps), pending.keys
+        if not steps:
+            self._pending = None
+            return
         kinds = {p.index: p.kind for p in self.layers}
         table = pending.captures.table(
             [self.ranges[k] for k in keys],
             self.bins,
             [SATURATION.get(kinds[k[0]]) if k[1] == "act" else None for k in keys],
         )
-        self._log(pending.steps, keys, table)
+        step_of, names = self._labels(steps, keys)
+        self._pending = None  # the log takes the rows in its next call (its first statement keeps them)
+        self.log.append(step_of, names, table)
+        self._warn_nonfinite(step_of, keys, table)
 
-    def _log(self, steps: list[int], keys: tuple[tuple[int, str], ...], table: np.ndarray) -> None:
-        """Hand the steps' rows to the log, with the per-row labels (the same every step: cached)."""
+    def _labels(
+        self, steps: list[int], keys: tuple[tuple[int, str], ...]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The per-row step and labels of the steps' rows (the labels are the same every step: cached)."""
         names = self._names.get(keys)
         if names is None:
             by_index = {p.index: p for p in self.layers}
@@ -295,7 +306,12 @@ class Probe:
             }
         n = len(steps)
         step_of = np.repeat(np.asarray(steps, dtype=np.int64), len(keys))
-        self.log.append(step_of, {k: np.tile(v, n) if n > 1 else v for k, v in names.items()}, table)
+        return step_of, {k: np.tile(v, n) if n > 1 else v for k, v in names.items()}
+
+    def _warn_nonfinite(
+        self, step_of: np.ndarray, keys: tuple[tuple[int, str], ...], table: np.ndarray
+    ) -> None:
+        """One warning per run, at the first row holding inf/NaN."""
         nonfinite = table[:, STATS.index("n_nonfinite")]
         if not self._warned and nonfinite.any():
             r = int(np.flatnonzero(nonfinite)[0])
@@ -321,7 +337,6 @@ class _Pending:
 
     def __init__(self, keys: tuple[tuple[int, str], ...], captures: Captures) -> None:
         self.keys, self.captures = keys, captures
-        self.steps: list[int] = []
 
 
 class FixedBatchProbe(Probe):

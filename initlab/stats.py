@@ -30,7 +30,8 @@ Speed without losing exactness:
 * finite fast path: a sorted sample is finite iff its first and last values are (NaN sorts last), and a
   large tensor is finite iff its sum and squared norm are (inf and NaN propagate through a sum). Only a
   tensor that fails that one check goes through the masked path, which leaves inf/NaN out of every
-  statistic and counts them in ``n_nonfinite`` (a large one is copied at capture for it).
+  statistic and counts them in ``n_nonfinite`` (for a large one, the moments of its finite values are
+  computed at capture: a few numbers kept, not the tensor).
 * saturation is a :class:`Band` (saturated below ``lo`` or above ``hi``): in a sorted row that is two
   counts, found by the same ``searchsorted`` as the histogram.
 
@@ -40,6 +41,8 @@ overflow. Percentiles are linear interpolations between order statistics (numpy'
 Variance: Σ(x − mean)²/(n − 1) from float32 pairwise sums for the tensors sampled whole (float64 where
 they overflow); for large tensors (Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean (in
 float64, at capture) when mean² is large against the variance (where that formula would cancel).
+Every tensor is described in float32: the values of a float64 (or half, integer) tensor are rounded to
+float32 first, for every statistic.
 """
 
 from __future__ import annotations
@@ -77,7 +80,6 @@ _HEAD = len(STATS)
 _MOMENTS = slice(0, 4)  # mean, std, min, max
 _Q = slice(4, 9)
 _ZERO, _SAT, _N, _NNF, _NS = 9, 10, 11, 12, 13
-
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ def _queries(
     the band's float32 ``lo`` and the float32 just above its float32 ``hi`` (v < lo, v ≤ hi). Ranges are
     fixed per (layer, quantity), so this is computed about once per run."""
     tail = [0.0, float(np.nextafter(np.float32(0), np.float32(1)))]
+    if not ranges:  # no tensors
+        return np.empty((0, bins + 4 + (2 if bands is not None else 0)), np.float32)
     edges = np.stack([np.concatenate([np.linspace(lo, hi, bins + 1), [hi], tail]) for lo, hi in ranges])
     edges[:, bins + 1] = np.nextafter(edges[:, bins + 1], math.inf)
     up = edges.astype(np.float32)
@@ -190,19 +194,29 @@ def _describe_sample(
     hist[:, bins + 1] = m - below[:, bins + 1]
 
 
-def _masked_row(
-    full: Tensor, sample: np.ndarray, query: np.ndarray, bins: int, sat: Saturation | None
-) -> np.ndarray:
-    """The row of a tensor holding inf/NaN: those are counted in ``n_nonfinite`` and left out elsewhere."""
-    v = full.detach().reshape(-1).double().cpu().numpy()
+def _finite_moments(values: Tensor) -> np.ndarray:
+    """``n_nonfinite``, mean, std (ddof 1), min and max of the finite values of a flat tensor (float64 sums
+    of its float32 values; NaN where there are too few)."""
+    v = values.detach().double().cpu().numpy()
     fin = v[np.isfinite(v)]
+    out = np.full(5, math.nan)
+    out[0] = v.size - fin.size
+    if fin.size:
+        out[1] = fin.mean()
+        out[2] = fin.std(ddof=1) if fin.size > 1 else 0.0
+        out[3], out[4] = fin.min(), fin.max()
+    return out
+
+
+def _masked_row(
+    n: int, moments: np.ndarray, sample: np.ndarray, query: np.ndarray, bins: int, sat: Saturation | None
+) -> np.ndarray:
+    """The row of a tensor of ``n`` values holding inf/NaN, from its :func:`_finite_moments` and its sample:
+    those values are counted in ``n_nonfinite`` and left out elsewhere."""
     s = np.sort(sample[np.isfinite(sample)]).astype(np.float32)
     row = np.full(_HEAD + bins + 2, math.nan)
-    row[_N], row[_NNF] = v.size, v.size - fin.size
-    if fin.size:
-        row[0] = fin.mean()
-        row[1] = fin.std(ddof=1) if fin.size > 1 else 0.0
-        row[2], row[3] = fin.min(), fin.max()
+    row[_N], row[_NNF] = n, moments[0]
+    row[_MOMENTS] = moments[1:]
     if s.size:
         _describe_sample(s[None], query[None], bins, [sat], row[None])
     else:
@@ -271,34 +285,42 @@ class Captures:
 
     :meth:`add` reads one step's tensors (the same :class:`Layout` every step): it copies their samples
     and computes the reductions over every value of the large ones into one float32 row (one transfer
-    from the tensors' device); it keeps a copy of a large tensor only when its sums are not finite (the
-    masked path needs every value) and redoes the variance around the mean where Σx² − (Σx)²/n would
-    cancel. :meth:`table` then sorts, searches and averages the rows of all steps together, a few numpy
-    calls per group of equal-length samples instead of per tensor and step: the same numbers as one
-    :func:`stats_table` per step.
+    from the tensors' device); where a large tensor's sums are not finite it computes the moments of its
+    finite values right away (the masked path: a few numbers per tensor, no copy kept), and it redoes
+    the variance around the mean where Σx² − (Σx)²/n would cancel. :meth:`table` then sorts, searches and
+    averages the rows of all steps together, a few numpy calls per group of equal-length samples instead
+    of per tensor and step: the same numbers as one :func:`stats_table` per step. What it holds is the
+    row buffer (``capacity`` × ``layout.width`` float32 values) and a few numbers per masked tensor.
     """
 
     def __init__(self, lay: Layout, capacity: int) -> None:
         self.layout = lay
         self.rows = np.empty((capacity, lay.width), np.float32)
-        self.n = 0
-        self.full: dict[tuple[int, int], Tensor] = {}  # (row, tensor) -> every value, for the masked path
+        self.steps: list[int] = []  # of the captured rows: a row counts once its step is here
+        self.masked: dict[tuple[int, int], np.ndarray] = {}  # (row, tensor) -> its _finite_moments
         self.var: dict[tuple[int, int], float] = {}  # (row, large tensor) -> variance around the mean
         self._n = np.array([lay.numel[i] for i in lay.large], dtype=np.float64)
+
+    @property
+    def n(self) -> int:
+        return len(self.steps)
 
     @property
     def is_full(self) -> bool:
         return self.n == len(self.rows)
 
-    def add(self, tensors: Sequence[Tensor]) -> None:
-        """Capture one step's tensors (in layout order)."""
-        lay, row = self.layout, self.rows[self.n]
+    def add(self, tensors: Sequence[Tensor], step: int = 0) -> None:
+        """Capture one step's tensors (in layout order); the row counts once :meth:`add` returns (an
+        interrupted call leaves the captures as they were)."""
+        lay, r = self.layout, self.n
+        row = self.rows[r]
+        for key in [key for key in (*self.masked, *self.var) if key[0] == r]:  # left by an interrupted add
+            self.masked.pop(key, None)
+            self.var.pop(key, None)
         flat = [t.detach().reshape(-1) for t in tensors]
         flat = [v if v.dtype == torch.float32 else v.float() for v in flat]
         end = lay.samples
-        if not flat:
-            pass
-        elif _on_host(flat[0]):
+        if flat and _on_host(flat[0]):
             if lay.small:
                 torch.cat([flat[i] for i in lay.small], out=torch.from_numpy(row[: lay.small_end]))
             reductions: list[float] = []
@@ -306,25 +328,26 @@ class Captures:
                 reductions += _reductions(flat[i])  # type: ignore[arg-type]
                 row[lay.start[i] : lay.start[i] + lay.size[i]] = flat[i].numpy()[:: lay.strides[i]]
             row[end:] = reductions
-        else:  # one transfer: the samples, then the reductions
+        elif flat:  # one transfer: the samples, then the reductions
             parts = [flat[i] for i in lay.small] + [flat[i][:: lay.strides[i]] for i in lay.large]
             on_device = [r for i in lay.large for r in _reductions(flat[i])]
             row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
         if lay.large:
-            self._check_sums(flat, row[end:])
-        self.n += 1
+            self._check_sums(r, flat, row[end:])
+        self.steps.append(step)
 
-    def _check_sums(self, flat: list[Tensor], reductions: np.ndarray) -> None:
-        """Keep what the masked path needs (non-finite sums), redo the variance where it would cancel."""
+    def _check_sums(self, r: int, flat: list[Tensor], reductions: np.ndarray) -> None:
+        """The masked path's moments where the sums are not finite; the variance around the mean where
+        Σx² − (Σx)²/n would cancel."""
         for j, (total, sumsq) in enumerate(reductions.reshape(-1, 4)[:, :2].tolist()):
             i, n = self.layout.large[j], self.layout.numel[self.layout.large[j]]
             if not (math.isfinite(total) and math.isfinite(sumsq)):
-                self.full[(self.n, i)] = flat[i].clone()
+                self.masked[(r, i)] = _finite_moments(flat[i])
                 continue
             mean = total / n
             if mean * mean > max(sumsq - total * total / n, 0.0) / (n - 1):  # Σx² − (Σx)²/n would cancel
                 d = flat[i].double() - mean  # sum around the mean instead
-                self.var[(self.n, j)] = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
+                self.var[(r, j)] = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
 
     def table(
         self,
@@ -338,11 +361,12 @@ class Captures:
         steps, k = len(rows), len(lay.numel)
         bands = tuple(s if isinstance(s, Band) else None for s in saturated)
         queries = _queries(tuple(map(tuple, ranges)), bins, bands)
-        out = np.empty((steps, k, _HEAD + bins + 2))
+        width = _HEAD + bins + 2
+        out = np.empty((steps, k, width))
         numel = np.array(lay.numel, dtype=np.float64)
         out[:, :, _N] = numel
         out[:, :, _NNF] = 0
-        masked = set(self.full)
+        masked = {key for key in self.masked if key[0] < steps}
         for m, exact, members, first, end in lay.groups:
             step_of = np.repeat(np.arange(steps), len(members))
             member = np.tile(members, steps)
@@ -369,16 +393,19 @@ class Captures:
             with np.errstate(over="ignore", invalid="ignore"):
                 var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
             for (s, j), v in self.var.items():
-                var[s, j] = v
+                if s < steps:
+                    var[s, j] = v
             large = list(lay.large)
             out[:, large, 0] = total / n
             out[:, large, 1] = np.sqrt(np.maximum(var, 0.0))
             out[:, large, 2:4] = red[..., 2:4]
         for s, i in sorted(masked):
             sample = rows[s, lay.start[i] : lay.start[i] + lay.size[i]]
-            full = self.full.get((s, i), torch.from_numpy(sample))
-            out[s, i] = _masked_row(full, sample, queries[i], bins, saturated[i])
-        return out.reshape(steps * k, -1)
+            moments = self.masked.get((s, i))
+            if moments is None:  # sampled whole: the sample is every value
+                moments = _finite_moments(torch.from_numpy(sample))
+            out[s, i] = _masked_row(lay.numel[i], moments, sample, queries[i], bins, saturated[i])
+        return out.reshape(steps * k, width)
 
 
 def _moments(sorted32: np.ndarray) -> np.ndarray:

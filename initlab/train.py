@@ -208,11 +208,20 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
         raise
     finally:
         torch.set_num_threads(threads)
-        for log in logs:
-            log.close()
-        summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-        if run_dir.is_dir():
-            write_json(run_dir / SUMMARY_FILE, summary)
+        try:
+            with contextlib.ExitStack() as closing:  # closes every log, also when one fails to
+                for log in logs:
+                    closing.callback(log.close)
+        except BaseException as exc:  # the summary says so, unless an earlier failure is its cause
+            if isinstance(exc, KeyboardInterrupt) and summary["status"] != "failed":
+                summary["status"] = "interrupted"
+            elif summary["status"] != "failed":
+                summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+            if run_dir.is_dir():
+                write_json(run_dir / SUMMARY_FILE, summary)
     return summary
 
 

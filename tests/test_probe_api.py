@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import initlab
+from initlab import stats
 from initlab.config import ConfigError
 from initlab.hooks import discover
 
@@ -245,3 +246,82 @@ def test_the_readme_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
     assert list(run.layers.query("step == 0 and quantity == 'weight'").name) == ["0", "3", "7"]
     assert set(run.layers.query("quantity == 'act'").layer) == {1, 2}  # ReLU after the BatchNorm; GELU
     assert len(run.metrics) == 96 and "layer" in capsys.readouterr().out
+
+
+def probed_steps(run_dir: Path) -> list[int]:
+    return sorted(int(s) for s in initlab.load_run(run_dir).layers.step.unique())
+
+
+def test_an_interrupt_while_steps_are_described_loses_none_of_them(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C (or SIGTERM) while a batch of up to 64 captured steps is described: close() describes it."""
+    real_table, calls = stats.Captures.table, {"n": 0}
+
+    def interrupted_table(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real_table(self, *args, **kwargs)
+
+    monkeypatch.setattr(stats.Captures, "table", interrupted_table)
+    model = FunctionalNet()
+    x, y = toy_data((6,))
+    with pytest.raises(KeyboardInterrupt), initlab.probe(model, tmp_path, every=1) as probe:
+        train_loop(model, x, y, 100, probe)
+    done = initlab.load_run(tmp_path).summary["steps_done"]
+    assert calls["n"] == 2 and 1 <= done < 100  # interrupted inside the loop, described again by close()
+    assert probed_steps(tmp_path) == list(range(done))
+
+
+def test_an_interrupt_right_after_a_capture_loses_none_of_the_steps(tmp_path: Path, monkeypatch) -> None:
+    real_add, calls = stats.Captures.add, {"n": 0}
+
+    def add_then_interrupt(self, *args, **kwargs):
+        real_add(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats.Captures, "add", add_then_interrupt)
+    model = FunctionalNet()
+    x, y = toy_data((6,))
+    with pytest.raises(KeyboardInterrupt), initlab.probe(model, tmp_path, every=1) as probe:
+        train_loop(model, x, y, 10, probe)
+    assert probed_steps(tmp_path) == [0, 1, 2, 3, 4]
+    assert initlab.load_run(tmp_path).summary["status"] == "interrupted"
+
+
+def test_a_model_without_layers_closes_with_a_complete_summary(tmp_path: Path) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.ReLU())  # no weight of 2+ dimensions: nothing to probe
+    x = torch.randn(4, 3, requires_grad=True)
+    probe = initlab.probe(model, tmp_path, steps=[0, 1])
+    with pytest.warns(UserWarning, match="no module with a weight"):
+        for step in range(3):
+            with probe.step(step):
+                model(x).sum().backward()
+    probe.close()
+    run = initlab.load_run(tmp_path)
+    assert run.summary["status"] == "completed" and run.summary["steps_done"] == 3
+    assert run.layers.empty
+
+
+def test_a_failing_close_still_writes_the_summary(tmp_path: Path, monkeypatch) -> None:
+    """An error in the statistics surfaces in close(): the summary says so; an earlier error is kept."""
+
+    def broken_table(self, *args, **kwargs):
+        raise ValueError("bad statistics")
+
+    monkeypatch.setattr(stats.Captures, "table", broken_table)
+    model = FunctionalNet()
+    x, y = toy_data((6,))
+    probe = initlab.probe(model, tmp_path / "a", every=1)
+    train_loop(model, x, y, 3, probe)
+    with pytest.raises(ValueError, match="bad statistics"):
+        probe.close()
+    summary = initlab.load_run(tmp_path / "a").summary
+    assert summary["status"] == "failed" and summary["error"] == "ValueError: bad statistics"
+    assert summary["steps_done"] == 3
+    with pytest.raises(ValueError), initlab.probe(model, tmp_path / "b", every=1) as probe:
+        train_loop(model, x, y, 3, probe)
+        raise RuntimeError("boom")
+    summary = initlab.load_run(tmp_path / "b").summary
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"

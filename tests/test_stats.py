@@ -18,6 +18,7 @@ from initlab.stats import (
     SATURATION,
     STATS,
     Captures,
+    _finite_moments,
     _masked_row,
     _queries,
     layout,
@@ -146,7 +147,9 @@ def test_fast_path_equals_the_masked_path_on_finite_tensors() -> None:
         t = torch.from_numpy(x)
         fast = stats_table([t], [(-1.0, 1.0)], BINS, [SATURATION["tanh"]])[0]
         sample = x.reshape(-1)[:: sample_stride(x.size)]
-        masked = _masked_row(t, sample, _queries(((-1.0, 1.0),), BINS)[0], BINS, SATURATION["tanh"])
+        query = _queries(((-1.0, 1.0),), BINS)[0]
+        moments = _finite_moments(t.reshape(-1))
+        masked = _masked_row(t.numel(), moments, sample, query, BINS, SATURATION["tanh"])
         np.testing.assert_allclose(fast, masked, rtol=2e-5, atol=1e-7)
 
 
@@ -229,3 +232,45 @@ def test_edges_are_stored_once_and_joined_back(tmp_path, make_cfg) -> None:
     assert (per_key == 1).all()
     old_format = hists.copy()
     assert with_edges(old_format, edges) is old_format  # older runs kept edges in every row
+
+
+def held_bytes(obj: object) -> int:
+    """Bytes of the arrays and tensors an object holds in its attributes (in dicts and lists too)."""
+    todo, total = list(vars(obj).values()), 0
+    while todo:
+        v = todo.pop()
+        if isinstance(v, np.ndarray | torch.Tensor):
+            total += v.nbytes
+        elif isinstance(v, dict):
+            todo += [*v.keys(), *v.values()]
+        elif isinstance(v, list | tuple):
+            todo += list(v)
+    return total
+
+
+def test_captures_of_nonfinite_tensors_stay_within_their_row_buffer() -> None:
+    """A diverged weight (inf/NaN) takes the masked path at every step: what the captures keep for it is
+    a few numbers per step, not a copy of the tensor, and the rows are those of one step at a time."""
+    x = np.random.default_rng(8).standard_normal((300, 1000)).astype(np.float32)
+    x[0, 0] = np.nan
+    steps = [torch.from_numpy(x * (1 + s)) for s in range(16)]
+    captures = Captures(layout((x.size,)), len(steps))
+    for s, t in enumerate(steps):
+        captures.add([t], step=10 * s)
+    assert captures.steps == list(range(0, 160, 10))
+    assert held_bytes(captures) < captures.rows.nbytes + 16 * 1024  # the tensors hold 19 MB
+    table = captures.table([(-4.0, 4.0)], BINS, [None])
+    np.testing.assert_array_equal(
+        table, np.concatenate([stats_table([t], [(-4.0, 4.0)], BINS, [None]) for t in steps])
+    )
+    check(table[3], expected_row(x * 4, -4, 4, None))
+    assert table[3, COL["n_nonfinite"]] == 1
+
+
+def test_no_tensors_give_no_rows() -> None:
+    width = len(STATS) + BINS + 2
+    assert stats_table([], [], BINS, []).shape == (0, width)
+    captures = Captures(layout(()), 4)
+    for s in range(3):
+        captures.add([], step=s)
+    assert captures.steps == [0, 1, 2] and captures.table([], BINS, []).shape == (0, width)

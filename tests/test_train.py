@@ -237,3 +237,28 @@ def test_a_run_that_fails_mid_training_keeps_its_full_record(make_cfg, tmp_path,
     assert s["status"] == "failed" and s["error"] == "RuntimeError: disk on fire"
     assert s["steps_done"] == 7 and s["seed"] == 0 and "wall_seconds" in s
     assert set(metrics(tmp_path)["step"]) == {0, 5}  # what it logged before failing is kept
+
+
+def test_a_probe_that_fails_to_close_still_leaves_a_summary(make_cfg, tmp_path, monkeypatch) -> None:
+    """An error in the probe statistics (computed when the probe closes) is the run's error; an earlier
+    error stays the run's error."""
+    from initlab import stats
+
+    def broken_table(self, *args, **kwargs):
+        raise ValueError("bad statistics")
+
+    monkeypatch.setattr(stats.Captures, "table", broken_table)
+    with pytest.raises(ValueError, match="bad statistics"):
+        train(make_cfg("train.steps=5", "probe=every"), tmp_path / "a")
+    s = summary(tmp_path / "a")
+    assert s["status"] == "failed" and s["error"] == "ValueError: bad statistics" and s["steps_done"] == 5
+    assert set(metrics(tmp_path / "a")["step"]) >= {0, 5}  # the other logs are closed all the same
+
+    def failing_step(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", failing_step)
+    with pytest.raises(ValueError):
+        train(make_cfg("train.steps=5", "probe=every", "optim=sgd"), tmp_path / "b")
+    s = summary(tmp_path / "b")
+    assert s["status"] == "failed" and s["error"] == "RuntimeError: disk on fire" and s["steps_done"] == 0
