@@ -23,12 +23,15 @@ between a layer and an activation breaks the match. The input of an in-place act
 (``nn.ReLU(inplace=True)``) is copied before the activation overwrites it. Activation modules are the
 classes of ``torch.nn.modules.activation`` (but ``MultiheadAttention``) and ``nn.Identity`` (initlab's
 ``act=linear``).
+
+The module hooks registered by a :class:`Tracer` run before any hook registered later on the same module.
+A copy of the model made while they are on (``copy.deepcopy``, ``torch.save(model)``) gets inert hooks.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -103,6 +106,24 @@ def fans(weight: Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) as torch's initializers compute them: (in, out)·∏ kernel size."""
     fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
     return int(fan_in), int(fan_out)
+
+
+class _Hook:
+    """A module hook that calls a :class:`Tracer`'s method. A copy of the module -- ``copy.deepcopy`` (an
+    EMA copy, ``torch.optim.swa_utils.AveragedModel``) or a pickle (``torch.save(model)``) made while the
+    hooks are on -- gets an inert hook (it records nothing) instead of a copy of the tracer."""
+
+    __slots__ = ("method",)
+
+    def __init__(self, method: Callable[..., None] | None = None) -> None:
+        self.method = method
+
+    def __call__(self, *args: object) -> None:
+        if self.method is not None:
+            self.method(*args)
+
+    def __reduce__(self) -> tuple[type[_Hook], tuple[()]]:
+        return _Hook, ()
 
 
 @dataclass
@@ -192,12 +213,12 @@ class Tracer:
             return
         for m in self.candidates:
             if is_layer(m):
-                self._handles.append(m.register_forward_hook(self._on_layer))
+                self._handles.append(m.register_forward_hook(_Hook(self._on_layer)))
             elif is_norm(m):
-                self._handles.append(m.register_forward_hook(self._on_norm))
+                self._handles.append(m.register_forward_hook(_Hook(self._on_norm)))
             else:
-                self._handles.append(m.register_forward_pre_hook(self._on_act_input))
-                self._handles.append(m.register_forward_hook(self._on_act_output))
+                self._handles.append(m.register_forward_pre_hook(_Hook(self._on_act_input)))
+                self._handles.append(m.register_forward_hook(_Hook(self._on_act_output)))
 
     def detach(self) -> None:
         """Remove the module hooks: the model runs as if never probed."""

@@ -52,8 +52,10 @@ and sums and extremes over every value of the large tensors) on the tensors' dev
 CPU in one transfer (the first probe needs one more, for the histogram ranges); the statistics of up to
 ``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.stats.Captures`): when the
 batch is full, before the log writes a part (every few seconds), and when the probe closes -- also when
-training stops early, so an interrupted run keeps every probed step. The hooks stay registered over a
-run of consecutive probed steps (``probe.every=1``) and are removed before the first unprobed one.
+training stops early, so an interrupted run keeps every probed step (an interrupt while a batch is
+described leaves it pending for :meth:`Probe.close`). The hooks stay registered over a run of
+consecutive probed steps (``probe.every=1``) and are removed before the first unprobed one; copies of
+the model made meanwhile get inert hooks (see :mod:`initlab.hooks`).
 """
 
 from __future__ import annotations

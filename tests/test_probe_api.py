@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import io
 import math
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from torch import nn
 import initlab
 from initlab import stats
 from initlab.config import ConfigError
-from initlab.hooks import discover
+from initlab.hooks import Tracer, discover
 
 
 class ResidualNet(nn.Module):
@@ -325,3 +327,29 @@ def test_a_failing_close_still_writes_the_summary(tmp_path: Path, monkeypatch) -
         raise RuntimeError("boom")
     summary = initlab.load_run(tmp_path / "b").summary
     assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
+
+
+def test_copies_and_pickles_of_a_model_between_probed_steps_carry_no_probe(tmp_path: Path) -> None:
+    """Between consecutive probed steps the hooks stay on: an EMA copy (deepcopy) or torch.save(model) made
+    then gets inert hooks, not a copy of the probe's tracer; the probe records the original model only."""
+    model = FunctionalNet()
+    x, y = toy_data((6,))
+    probe = initlab.probe(model, tmp_path, every=1)
+    with probe.step(0):
+        F.cross_entropy(model(x[:8]), y[:8]).backward()
+    ema = copy.deepcopy(model)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    hooks = [h for m in ema.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())]
+    assert hooks and not any(isinstance(r, Tracer) for r in gc.get_referents(*hooks))
+    assert b"Tracer" not in buffer.getvalue()
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    with probe.step(1):
+        F.cross_entropy(model(x[:8]), y[:8]).backward()
+        F.cross_entropy(ema(x[8:16]) + loaded(x[8:16]), y[8:16]).backward()
+    probe.close()
+    layers = initlab.load_run(tmp_path).layers
+    assert layers.groupby("step").size().tolist() == [8, 8]  # 2 layers x weight, preact, grad_preact, grad_w
+    w = layers[(layers.step == 1) & (layers.quantity == "preact") & (layers.layer == 1)]
+    assert w["n"].tolist() == [8 * 12]  # the original's batch of 8, not the copies' passes
+    assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), model.parameters(), strict=True))
