@@ -50,7 +50,7 @@ state, batch-norm buffers and gradients restored afterwards, so the training tra
 way (:class:`FixedBatchProbe`). At a probed step the probe takes what its statistics need (the samples,
 and sums and extremes over every value of the large tensors) on the tensors' device and moves it to the
 CPU in one transfer (the first probe needs one more, for the histogram ranges); the statistics of up to
-``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.stats.Captures`): when the
+``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.capture.Captures`): when the
 batch is full, before the log writes a part (every few seconds), and when the probe closes -- also when
 training stops early, so an interrupted run keeps every probed step (an interrupt while a batch is
 described leaves it pending for :meth:`Probe.close`). The hooks stay registered over a run of
@@ -65,6 +65,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -72,13 +73,15 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from initlab.capture import Captures, layout
 from initlab.hooks import Layer, Tracer
-from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS, Captures, layout
+from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS
 from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 BATCH_STEPS = 64  # probed steps whose statistics are computed together (at most)
 BATCH_VALUES = 1 << 22  # float32 values their captures may hold (16 MB)
+Keys = tuple[tuple[int, str], ...]  # (layer, quantity) of each captured tensor, in row order
 
 
 def _log_steps(cfg: DictConfig, total: int) -> set[int]:
@@ -118,9 +121,9 @@ class Probe:
         self.bins = int(cfg.bins)
         self.unit_distance, self.jacobian = bool(cfg.get("unit_distance")), bool(cfg.get("jacobian"))
         self.log = ProbeLog(run_dir, STATS, INT_STATS, self.bins)
-        self._names: dict[tuple[tuple[int, str], ...], dict[str, np.ndarray]] = {}
+        self._names: dict[Keys, dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
-        self._order: dict[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]] = {}
+        self._order: dict[Keys, Keys] = {}
         self._pending: _Pending | None = None
         self._warned = False
 
@@ -185,36 +188,22 @@ class Probe:
         return torch.linalg.svdvals(jac.float()).reshape(-1)
 
     def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
-        todo = []
+        """The histogram range of each (layer, quantity) seen for the first time (module docstring)."""
         kinds = {p.index: p.kind for p in self.layers}
         new = [key for key in tensors if key not in self.ranges]
-        for key in tensors:
-            layer, quantity = key
-            if key in self.ranges:
-                continue
-            if quantity == "act" and kinds[layer] in BOUNDED_RANGE:
-                self.ranges[key] = BOUNDED_RANGE[kinds[layer]]
-            else:
-                todo.append(key)
         if not new:
             return
-        ext = (
-            torch.stack(
-                [
-                    torch.stack(
-                        [
-                            torch.where(torch.isfinite(v), v, math.inf).min(),
-                            torch.where(torch.isfinite(v), v, -math.inf).max(),
-                        ]
-                    )
-                    for v in (tensors[k].reshape(-1).float() for k in todo)
-                ]
-            )
-            .cpu()
-            .tolist()
-            if todo
-            else []
-        )
+        todo = []
+        for layer, quantity in new:
+            if quantity == "act" and kinds[layer] in BOUNDED_RANGE:
+                self.ranges[(layer, quantity)] = BOUNDED_RANGE[kinds[layer]]
+            else:
+                todo.append((layer, quantity))
+        extremes = []  # the finite min and max of each, in one transfer
+        for v in (tensors[k].reshape(-1).float() for k in todo):
+            finite = torch.isfinite(v)
+            extremes.append(torch.stack([v.where(finite, math.inf).min(), v.where(finite, -math.inf).max()]))
+        ext = torch.stack(extremes).cpu().tolist() if extremes else []
         for key, (lo, hi) in zip(todo, ext, strict=True):
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 lo, hi = -1.0, 1.0
@@ -242,7 +231,7 @@ class Probe:
         """Capture what the statistics of everything captured for ``step`` need (then forget the tensors).
 
         The statistics themselves are computed for up to ``BATCH_STEPS`` steps at once
-        (:class:`~initlab.stats.Captures`), when the batch is full, before the log writes a part, and at
+        (:class:`~initlab.capture.Captures`), when the batch is full, before the log writes a part, and at
         :meth:`close`: the same numbers as step by step, with a fraction of the calls.
         """
         tensors = self._tensors()
@@ -274,12 +263,10 @@ class Probe:
         SIGTERM), the steps are described again by :meth:`close`.
         """
         pending = self._pending
-        if pending is None:
-            return
-        steps, keys = list(pending.captures.steps), pending.keys
-        if not steps:
+        if pending is None or not pending.captures.steps:
             self._pending = None
             return
+        steps, keys = list(pending.captures.steps), pending.keys
         kinds = {p.index: p.kind for p in self.layers}
         table = pending.captures.table(
             [self.ranges[k] for k in keys],
@@ -291,9 +278,7 @@ class Probe:
         self.log.append(step_of, names, table)
         self._warn_nonfinite(step_of, keys, table)
 
-    def _labels(
-        self, steps: list[int], keys: tuple[tuple[int, str], ...]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _labels(self, steps: list[int], keys: Keys) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The per-row step and labels of the steps' rows (the labels are the same every step: cached)."""
         names = self._names.get(keys)
         if names is None:
@@ -310,9 +295,7 @@ class Probe:
         step_of = np.repeat(np.asarray(steps, dtype=np.int64), len(keys))
         return step_of, {k: np.tile(v, n) if n > 1 else v for k, v in names.items()}
 
-    def _warn_nonfinite(
-        self, step_of: np.ndarray, keys: tuple[tuple[int, str], ...], table: np.ndarray
-    ) -> None:
+    def _warn_nonfinite(self, step_of: np.ndarray, keys: Keys, table: np.ndarray) -> None:
         """One warning per run, at the first row holding inf/NaN."""
         nonfinite = table[:, STATS.index("n_nonfinite")]
         if not self._warned and nonfinite.any():
@@ -334,11 +317,11 @@ class Probe:
             self.log.close()
 
 
-class _Pending:
+class _Pending(NamedTuple):
     """Captured steps whose statistics are not computed yet: their keys (one layout) and captures."""
 
-    def __init__(self, keys: tuple[tuple[int, str], ...], captures: Captures) -> None:
-        self.keys, self.captures = keys, captures
+    keys: Keys
+    captures: Captures
 
 
 class FixedBatchProbe(Probe):

@@ -1,7 +1,9 @@
 """The statistics of probed tensors: moments, extremes, percentiles, fractions and a histogram.
 
-:func:`stats_table` turns a list of tensors (any shape, any device) into one row each -- the :data:`STATS`
-columns of ``layers.parquet``, then the histogram counts and the under- and overflow of ``hists.parquet``.
+One row per tensor (:func:`initlab.capture.stats_table` turns a list of tensors into rows): the
+:data:`STATS` columns of ``layers.parquet``, then the histogram counts and the under- and overflow of
+``hists.parquet``. This module describes rows of sorted float32 samples; :mod:`initlab.capture` takes the
+samples and the reductions from the tensors.
 
 What uses every value and what uses a sample (``n_sample`` says how many values a row's sample holds):
 
@@ -18,20 +20,13 @@ Why: a 100-bin histogram of every value of a 256x1024 matrix costs about half a 
 default net by itself; from the sample, one sort of a few thousand values gives the percentiles, the
 histogram (``searchsorted`` of the bin edges), and the zero and saturation counts at once.
 
-Speed without losing exactness:
+Speed without losing exactness (the rows of many steps are described at once by
+:class:`initlab.capture.Captures`):
 
-* two phases: at the probed step, :meth:`Captures.add` takes what cannot wait -- the samples (every
-  value of the small tensors, the strided sample of the large ones) and four reductions over every value
-  of each large tensor (Σx, Σx², min, max: the weights change at the next update) -- into one float32
-  row, one transfer from the tensors' device; :meth:`Captures.table` then describes the rows of many
-  steps at once: per group of equal-length samples one sort, one ``searchsorted`` per row (all bin
-  edges, the zeros and the saturation band in one call), one mean and one variance for all steps and
-  tensors. The numbers are those of one :func:`stats_table` per step, bit for bit (a test checks it).
 * finite fast path: a sorted sample is finite iff its first and last values are (NaN sorts last), and a
   large tensor is finite iff its sum and squared norm are (inf and NaN propagate through a sum). Only a
-  tensor that fails that one check goes through the masked path, which leaves inf/NaN out of every
-  statistic and counts them in ``n_nonfinite`` (for a large one, the moments of its finite values are
-  computed at capture: a few numbers kept, not the tensor).
+  tensor that fails that one check goes through the masked path (:func:`masked_row`), which leaves
+  inf/NaN out of every statistic and counts them in ``n_nonfinite``.
 * saturation is a :class:`Band` (saturated below ``lo`` or above ``hi``): in a sorted row that is two
   counts, found by the same ``searchsorted`` as the histogram.
 
@@ -86,7 +81,7 @@ _ZERO, _SAT, _N, _NNF, _NS = 9, 10, 11, 12, 13
 class Band:
     """Saturated outside [lo, hi]: ``a < lo or a > hi``, compared in float32 (as torch compares a float32
     tensor with a Python float). In a sorted row the saturated values are two counts that the histogram's
-    ``searchsorted`` finds with the bin edges (see :func:`_queries`)."""
+    ``searchsorted`` finds with the bin edges (see :func:`bin_queries`)."""
 
     lo: float
     hi: float
@@ -123,7 +118,7 @@ def sample_stride(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _queries(
+def bin_queries(
     ranges: tuple[tuple[float, float], ...], bins: int, bands: tuple[Band | None, ...] | None = None
 ) -> np.ndarray:
     """Per row, float32 thresholds t such that ``v < t`` ⇔ ``v < e`` for every float32 v: the bin edges
@@ -157,7 +152,7 @@ def _percentiles(sorted_rows: np.ndarray) -> np.ndarray:
     return a + (b - a) * frac
 
 
-def _describe_sample(
+def describe_sorted(
     sorted32: np.ndarray,
     queries: np.ndarray,
     bins: int,
@@ -165,7 +160,8 @@ def _describe_sample(
     out: np.ndarray,
 ) -> None:
     """Fill the sample statistics of ``out`` rows from sorted finite float32 samples of one length:
-    percentiles, ``frac_zero``, ``frac_saturated``, ``n_sample`` and the histogram (see :func:`_queries`)."""
+    percentiles, ``frac_zero``, ``frac_saturated``, ``n_sample`` and the histogram (see
+    :func:`bin_queries`)."""
     m = sorted32.shape[1]
     below = np.empty(queries.shape, np.intp)
     for r, (row, q) in enumerate(zip(sorted32, queries, strict=True)):
@@ -194,7 +190,7 @@ def _describe_sample(
     hist[:, bins + 1] = m - below[:, bins + 1]
 
 
-def _finite_moments(values: Tensor) -> np.ndarray:
+def finite_moments(values: Tensor) -> np.ndarray:
     """``n_nonfinite``, mean, std (ddof 1), min and max of the finite values of a flat tensor (float64 sums
     of its float32 values; NaN where there are too few)."""
     v = values.detach().double().cpu().numpy()
@@ -208,207 +204,24 @@ def _finite_moments(values: Tensor) -> np.ndarray:
     return out
 
 
-def _masked_row(
+def masked_row(
     n: int, moments: np.ndarray, sample: np.ndarray, query: np.ndarray, bins: int, sat: Saturation | None
 ) -> np.ndarray:
-    """The row of a tensor of ``n`` values holding inf/NaN, from its :func:`_finite_moments` and its sample:
+    """The row of a tensor of ``n`` values holding inf/NaN, from its :func:`finite_moments` and its sample:
     those values are counted in ``n_nonfinite`` and left out elsewhere."""
     s = np.sort(sample[np.isfinite(sample)]).astype(np.float32)
     row = np.full(_HEAD + bins + 2, math.nan)
     row[_N], row[_NNF] = n, moments[0]
     row[_MOMENTS] = moments[1:]
     if s.size:
-        _describe_sample(s[None], query[None], bins, [sat], row[None])
+        describe_sorted(s[None], query[None], bins, [sat], row[None])
     else:
         row[_NS] = 0
         row[_HEAD:] = 0
     return row
 
 
-def _on_host(v: Tensor) -> bool:
-    return v.device.type == "cpu"  # numpy reads it in place: no transfer
-
-
-def _reductions(v: Tensor) -> list[Tensor] | list[float]:
-    """Σv, Σv², min and max of a flat float32 tensor: 0-d tensors on its device, floats on the CPU
-    (where numpy's vectorized min and max are several times faster than torch's)."""
-    if _on_host(v):
-        a = v.numpy()
-        return [float(v.sum()), float(torch.dot(v, v)), float(a.min()), float(a.max())]
-    return [v.sum(), torch.dot(v, v), *torch.aminmax(v)]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where one step's tensors go in a captured row, fixed by their sizes: the samples grouped by length
-    (whole ones first), then Σv, Σv², min and max of each large tensor; a group is what one sort handles."""
-
-    numel: tuple[int, ...]
-    strides: tuple[int, ...]
-    start: tuple[int, ...]  # of each tensor's sample in a row
-    size: tuple[int, ...]  # of each tensor's sample
-    small: tuple[int, ...]  # tensors sampled whole, in row order
-    large: tuple[int, ...]  # tensors with a strided sample (and reductions), in row order
-    groups: tuple[tuple[int, bool, np.ndarray, int, int], ...]  # length, exact, members, first, end column
-    small_end: int  # columns of the whole samples; the strided ones follow
-    samples: int  # columns of all samples; the reductions follow
-
-    @property
-    def width(self) -> int:
-        return self.samples + 4 * len(self.large)
-
-
-@functools.lru_cache(maxsize=64)
-def layout(numel: tuple[int, ...]) -> Layout:
-    """The :class:`Layout` of tensors of ``numel`` values each."""
-    strides = tuple(sample_stride(n) for n in numel)
-    size = tuple(len(range(0, n, s)) for n, s in zip(numel, strides, strict=True))
-    by_size: dict[tuple[bool, int], list[int]] = {}  # (sampled, sample length) -> tensors
-    for i, m in enumerate(size):
-        by_size.setdefault((strides[i] > 1, m), []).append(i)
-    start = [0] * len(numel)
-    groups, column = [], 0
-    for (sampled, m), members in sorted(by_size.items(), key=lambda item: item[0][0]):  # stable
-        for i in members:
-            start[i] = column
-            column += m
-        groups.append((m, not sampled, np.array(members), start[members[0]], column))
-    rows_order = [int(i) for _, _, members, _, _ in groups for i in members]
-    small = tuple(i for i in rows_order if strides[i] == 1)
-    large = tuple(i for i in rows_order if strides[i] > 1)
-    small_end = sum(size[i] for i in small)
-    return Layout(numel, strides, tuple(start), size, small, large, tuple(groups), small_end, column)
-
-
-class Captures:
-    """What the statistics of up to ``capacity`` steps need, taken at each step, described all at once.
-
-    :meth:`add` reads one step's tensors (the same :class:`Layout` every step): it copies their samples
-    and computes the reductions over every value of the large ones into one float32 row (one transfer
-    from the tensors' device); where a large tensor's sums are not finite it computes the moments of its
-    finite values right away (the masked path: a few numbers per tensor, no copy kept), and it redoes
-    the variance around the mean where Σx² − (Σx)²/n would cancel. :meth:`table` then sorts, searches and
-    averages the rows of all steps together, a few numpy calls per group of equal-length samples instead
-    of per tensor and step: the same numbers as one :func:`stats_table` per step. What it holds is the
-    row buffer (``capacity`` × ``layout.width`` float32 values) and a few numbers per masked tensor.
-    """
-
-    def __init__(self, lay: Layout, capacity: int) -> None:
-        self.layout = lay
-        self.rows = np.empty((capacity, lay.width), np.float32)
-        self.steps: list[int] = []  # of the captured rows: a row counts once its step is here
-        self.masked: dict[tuple[int, int], np.ndarray] = {}  # (row, tensor) -> its _finite_moments
-        self.var: dict[tuple[int, int], float] = {}  # (row, large tensor) -> variance around the mean
-        self._n = np.array([lay.numel[i] for i in lay.large], dtype=np.float64)
-
-    @property
-    def n(self) -> int:
-        return len(self.steps)
-
-    @property
-    def is_full(self) -> bool:
-        return self.n == len(self.rows)
-
-    def add(self, tensors: Sequence[Tensor], step: int = 0) -> None:
-        """Capture one step's tensors (in layout order); the row counts once :meth:`add` returns (an
-        interrupted call leaves the captures as they were)."""
-        lay, r = self.layout, self.n
-        row = self.rows[r]
-        for key in [key for key in (*self.masked, *self.var) if key[0] == r]:  # left by an interrupted add
-            self.masked.pop(key, None)
-            self.var.pop(key, None)
-        flat = [t.detach().reshape(-1) for t in tensors]
-        flat = [v if v.dtype == torch.float32 else v.float() for v in flat]
-        end = lay.samples
-        if flat and _on_host(flat[0]):
-            if lay.small:
-                torch.cat([flat[i] for i in lay.small], out=torch.from_numpy(row[: lay.small_end]))
-            reductions: list[float] = []
-            for i in lay.large:  # the reductions, then the sample, while the tensor is in cache
-                reductions += _reductions(flat[i])  # type: ignore[arg-type]
-                row[lay.start[i] : lay.start[i] + lay.size[i]] = flat[i].numpy()[:: lay.strides[i]]
-            row[end:] = reductions
-        elif flat:  # one transfer: the samples, then the reductions
-            parts = [flat[i] for i in lay.small] + [flat[i][:: lay.strides[i]] for i in lay.large]
-            on_device = [r for i in lay.large for r in _reductions(flat[i])]
-            row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
-        if lay.large:
-            self._check_sums(r, flat, row[end:])
-        self.steps.append(step)
-
-    def _check_sums(self, r: int, flat: list[Tensor], reductions: np.ndarray) -> None:
-        """The masked path's moments where the sums are not finite; the variance around the mean where
-        Σx² − (Σx)²/n would cancel."""
-        for j, (total, sumsq) in enumerate(reductions.reshape(-1, 4)[:, :2].tolist()):
-            i, n = self.layout.large[j], self.layout.numel[self.layout.large[j]]
-            if not (math.isfinite(total) and math.isfinite(sumsq)):
-                self.masked[(r, i)] = _finite_moments(flat[i])
-                continue
-            mean = total / n
-            if mean * mean > max(sumsq - total * total / n, 0.0) / (n - 1):  # Σx² − (Σx)²/n would cancel
-                d = flat[i].double() - mean  # sum around the mean instead
-                self.var[(r, j)] = float(d.dot(d) - d.sum() ** 2 / n) / (n - 1)
-
-    def table(
-        self,
-        ranges: Sequence[tuple[float, float]],
-        bins: int,
-        saturated: Sequence[Saturation | None],
-    ) -> np.ndarray:
-        """One float64 row per (step, tensor), step-major: the :data:`STATS`, ``bins`` counts, under-
-        and overflow (see the module docstring)."""
-        lay, rows = self.layout, self.rows[: self.n]
-        steps, k = len(rows), len(lay.numel)
-        bands = tuple(s if isinstance(s, Band) else None for s in saturated)
-        queries = _queries(tuple(map(tuple, ranges)), bins, bands)
-        width = _HEAD + bins + 2
-        out = np.empty((steps, k, width))
-        numel = np.array(lay.numel, dtype=np.float64)
-        out[:, :, _N] = numel
-        out[:, :, _NNF] = 0
-        masked = {key for key in self.masked if key[0] < steps}
-        for m, exact, members, first, end in lay.groups:
-            step_of = np.repeat(np.arange(steps), len(members))
-            member = np.tile(members, steps)
-            if m == 0:
-                masked.update(zip(step_of.tolist(), member.tolist(), strict=True))
-                continue
-            # a sorted C-order copy (numpy's sums are pairwise along the rows of a C-order array)
-            sorted32 = np.sort(rows[:, first:end].reshape(steps, len(members), m), axis=2).reshape(-1, m)
-            finite = np.isfinite(sorted32[:, 0]) & np.isfinite(sorted32[:, -1])
-            if not finite.all():
-                masked.update(zip(step_of[~finite].tolist(), member[~finite].tolist(), strict=True))
-                sorted32, step_of, member = sorted32[finite], step_of[finite], member[finite]
-            if not len(sorted32):
-                continue
-            view = np.empty((len(sorted32), out.shape[2]))
-            view[:, _N], view[:, _NNF] = numel[member], 0
-            _describe_sample(sorted32, queries[member], bins, [saturated[i] for i in member], view)
-            if exact:  # every value is in the sample: the moments too
-                view[:, _MOMENTS] = _moments(sorted32)
-            out[step_of, member] = view
-        if lay.large:
-            red = rows[:, lay.samples :].astype(np.float64).reshape(steps, -1, 4)
-            total, sumsq, n = red[..., 0], red[..., 1], self._n
-            with np.errstate(over="ignore", invalid="ignore"):
-                var = np.maximum(sumsq - total * total / n, 0.0) / (n - 1)
-            for (s, j), v in self.var.items():
-                if s < steps:
-                    var[s, j] = v
-            large = list(lay.large)
-            out[:, large, 0] = total / n
-            out[:, large, 1] = np.sqrt(np.maximum(var, 0.0))
-            out[:, large, 2:4] = red[..., 2:4]
-        for s, i in sorted(masked):
-            sample = rows[s, lay.start[i] : lay.start[i] + lay.size[i]]
-            moments = self.masked.get((s, i))
-            if moments is None:  # sampled whole: the sample is every value
-                moments = _finite_moments(torch.from_numpy(sample))
-            out[s, i] = _masked_row(lay.numel[i], moments, sample, queries[i], bins, saturated[i])
-        return out.reshape(steps * k, width)
-
-
-def _moments(sorted32: np.ndarray) -> np.ndarray:
+def sorted_moments(sorted32: np.ndarray) -> np.ndarray:
     """Mean, std (ddof 1), min and max of sorted finite float32 rows of every value, (k, 4)."""
     m = sorted32.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow: redone in float64
@@ -421,24 +234,3 @@ def _moments(sorted32: np.ndarray) -> np.ndarray:
         mean[r] = x.mean()
         var[r] = np.square(x - x.mean()).sum() / max(m - 1, 1)
     return np.column_stack([mean[:, 0], np.sqrt(var), sorted32[:, 0], sorted32[:, -1]])
-
-
-def stats_table(
-    tensors: Sequence[Tensor],
-    ranges: Sequence[tuple[float, float]],
-    bins: int,
-    saturated: Sequence[Saturation | None],
-) -> np.ndarray:
-    """One float64 row per tensor: the :data:`STATS`, ``bins`` counts, underflow, overflow.
-
-    See the module docstring for what is computed from every value and what from the strided sample;
-    :class:`Captures` does the same for many steps at once.
-    """
-    captures = Captures(layout(tuple(t.numel() for t in tensors)), 1)
-    captures.add(tensors)
-    return captures.table(ranges, bins, saturated)
-
-
-def tensor_stats(x: Tensor, lo: float, hi: float, bins: int, saturated: Saturation | None) -> Tensor:
-    """The statistics row of one tensor (see :func:`stats_table`), as a float64 tensor."""
-    return torch.from_numpy(stats_table([x], [(lo, hi)], bins, [saturated])[0])

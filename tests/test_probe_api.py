@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import initlab
-from initlab import stats
+from initlab import capture
 from initlab.config import ConfigError
 from initlab.hooks import Tracer, discover
 
@@ -256,7 +256,7 @@ def probed_steps(run_dir: Path) -> list[int]:
 
 def test_an_interrupt_while_steps_are_described_loses_none_of_them(tmp_path: Path, monkeypatch) -> None:
     """Ctrl-C (or SIGTERM) while a batch of up to 64 captured steps is described: close() describes it."""
-    real_table, calls = stats.Captures.table, {"n": 0}
+    real_table, calls = capture.Captures.table, {"n": 0}
 
     def interrupted_table(self, *args, **kwargs):
         calls["n"] += 1
@@ -264,7 +264,7 @@ def test_an_interrupt_while_steps_are_described_loses_none_of_them(tmp_path: Pat
             raise KeyboardInterrupt
         return real_table(self, *args, **kwargs)
 
-    monkeypatch.setattr(stats.Captures, "table", interrupted_table)
+    monkeypatch.setattr(capture.Captures, "table", interrupted_table)
     model = FunctionalNet()
     x, y = toy_data((6,))
     with pytest.raises(KeyboardInterrupt), initlab.probe(model, tmp_path, every=1) as probe:
@@ -275,7 +275,7 @@ def test_an_interrupt_while_steps_are_described_loses_none_of_them(tmp_path: Pat
 
 
 def test_an_interrupt_right_after_a_capture_loses_none_of_the_steps(tmp_path: Path, monkeypatch) -> None:
-    real_add, calls = stats.Captures.add, {"n": 0}
+    real_add, calls = capture.Captures.add, {"n": 0}
 
     def add_then_interrupt(self, *args, **kwargs):
         real_add(self, *args, **kwargs)
@@ -283,7 +283,7 @@ def test_an_interrupt_right_after_a_capture_loses_none_of_the_steps(tmp_path: Pa
         if calls["n"] == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(stats.Captures, "add", add_then_interrupt)
+    monkeypatch.setattr(capture.Captures, "add", add_then_interrupt)
     model = FunctionalNet()
     x, y = toy_data((6,))
     with pytest.raises(KeyboardInterrupt), initlab.probe(model, tmp_path, every=1) as probe:
@@ -312,7 +312,7 @@ def test_a_failing_close_still_writes_the_summary(tmp_path: Path, monkeypatch) -
     def broken_table(self, *args, **kwargs):
         raise ValueError("bad statistics")
 
-    monkeypatch.setattr(stats.Captures, "table", broken_table)
+    monkeypatch.setattr(capture.Captures, "table", broken_table)
     model = FunctionalNet()
     x, y = toy_data((6,))
     probe = initlab.probe(model, tmp_path / "a", every=1)

@@ -12,9 +12,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from initlab import load_run, probes
+from initlab.capture import tensor_stats
 from initlab.config import config_dir
 from initlab.probes import Probe, schedule
-from initlab.stats import PERCENTILES, STATS, sample_stride, tensor_stats
+from initlab.stats import PERCENTILES, STATS, sample_stride
 from initlab.train import train
 
 TINY = [

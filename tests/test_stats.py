@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from initlab import load_run, stats
+from initlab import capture, load_run
+from initlab.capture import Captures, layout, stats_table
 from initlab.runs import HIST_COLUMNS, with_edges
 from initlab.stats import (
     EXACT_VALUES,
@@ -17,13 +18,10 @@ from initlab.stats import (
     SAMPLE_VALUES,
     SATURATION,
     STATS,
-    Captures,
-    _finite_moments,
-    _masked_row,
-    _queries,
-    layout,
+    bin_queries,
+    finite_moments,
+    masked_row,
     sample_stride,
-    stats_table,
 )
 from initlab.storage import HIST_EDGES_FILE, HISTS_FILE
 
@@ -119,7 +117,7 @@ def test_histogram_bins_are_numpys_even_at_the_edges() -> None:
     assert row[-2] == np.sum(x64 < lo) and row[-1] == np.sum(x64 > hi)
     assert row[COL["frac_zero"]] == pytest.approx(2 / len(x))
     # float32 thresholds equivalent to the float64 edges for every float32 value
-    q = _queries(((lo, hi),), bins)[0]
+    q = bin_queries(((lo, hi),), bins)[0]
     for v in x:
         assert [v < t for t in q[: bins + 1]] == [float(v) < e for e in edges]
 
@@ -147,9 +145,9 @@ def test_fast_path_equals_the_masked_path_on_finite_tensors() -> None:
         t = torch.from_numpy(x)
         fast = stats_table([t], [(-1.0, 1.0)], BINS, [SATURATION["tanh"]])[0]
         sample = x.reshape(-1)[:: sample_stride(x.size)]
-        query = _queries(((-1.0, 1.0),), BINS)[0]
-        moments = _finite_moments(t.reshape(-1))
-        masked = _masked_row(t.numel(), moments, sample, query, BINS, SATURATION["tanh"])
+        query = bin_queries(((-1.0, 1.0),), BINS)[0]
+        moments = finite_moments(t.reshape(-1))
+        masked = masked_row(t.numel(), moments, sample, query, BINS, SATURATION["tanh"])
         np.testing.assert_allclose(fast, masked, rtol=2e-5, atol=1e-7)
 
 
@@ -190,7 +188,7 @@ def test_the_device_path_gives_the_host_paths_numbers(monkeypatch) -> None:
     ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
     sats = [None, SATURATION["tanh"], None, None, None, None, None]
     host = stats_table(xs, ranges, BINS, sats)
-    monkeypatch.setattr(stats, "_on_host", lambda v: False)
+    monkeypatch.setattr(capture, "_on_host", lambda v: False)
     np.testing.assert_array_equal(stats_table(xs, ranges, BINS, sats), host)
     assert host[3, COL["n_nonfinite"]] == 1
 

@@ -242,12 +242,12 @@ def test_a_run_that_fails_mid_training_keeps_its_full_record(make_cfg, tmp_path,
 def test_a_probe_that_fails_to_close_still_leaves_a_summary(make_cfg, tmp_path, monkeypatch) -> None:
     """An error in the probe statistics (computed when the probe closes) is the run's error; an earlier
     error stays the run's error."""
-    from initlab import stats
+    from initlab import capture
 
     def broken_table(self, *args, **kwargs):
         raise ValueError("bad statistics")
 
-    monkeypatch.setattr(stats.Captures, "table", broken_table)
+    monkeypatch.setattr(capture.Captures, "table", broken_table)
     with pytest.raises(ValueError, match="bad statistics"):
         train(make_cfg("train.steps=5", "probe=every"), tmp_path / "a")
     s = summary(tmp_path / "a")
