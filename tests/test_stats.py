@@ -272,3 +272,22 @@ def test_no_tensors_give_no_rows() -> None:
     for s in range(3):
         captures.add([], step=s)
     assert captures.steps == [0, 1, 2] and captures.table([], BINS, []).shape == (0, width)
+
+
+def test_captures_of_many_steps_equal_numpy_row_by_row() -> None:
+    """Captures against the numpy reference directly (not through stats_table): every row of every step,
+    with inf/NaN in a small and a large tensor and a large mean (the variance redone around it)."""
+    ranges = [(-3.0, 3.0), (-1.0, 1.0), (-2.0, 2.0), (-0.2, 0.2), (-0.3, 0.4), (-4.0, 4.0), (0.0, 3.0)]
+    sats = [None, SATURATION["tanh"], None, None, None, None, None]
+    steps = [tensors(seed) for seed in range(10, 14)]
+    steps[1][1][0, :2] = [np.nan, np.inf]
+    steps[2][3][7, 7] = -np.inf
+    steps[3][4] += 50
+    captures = Captures(layout(tuple(x.size for x in steps[0])), 8)
+    for s, xs in enumerate(steps):
+        captures.add([torch.from_numpy(x) for x in xs], step=s)
+    table = captures.table(ranges, BINS, sats).reshape(len(steps), len(ranges), -1)
+    for xs, rows in zip(steps, table, strict=True):
+        for x, (lo, hi), sat, row in zip(xs, ranges, sats, rows, strict=True):
+            check(row, expected_row(x, lo, hi, 0.99 if sat else None))
+    assert table[1, 1, COL["n_nonfinite"]] == 2 and table[2, 3, COL["n_nonfinite"]] == 1
