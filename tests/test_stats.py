@@ -291,3 +291,30 @@ def test_captures_of_many_steps_equal_numpy_row_by_row() -> None:
         for x, (lo, hi), sat, row in zip(xs, ranges, sats, rows, strict=True):
             check(row, expected_row(x, lo, hi, 0.99 if sat else None))
     assert table[1, 1, COL["n_nonfinite"]] == 2 and table[2, 3, COL["n_nonfinite"]] == 1
+
+
+def test_an_interrupted_capture_leaves_nothing_behind(monkeypatch) -> None:
+    """Ctrl-C inside add (here: between the masked moments of two NaN weights): the row does not count,
+    and nothing of it outlives the next capture into the same row."""
+    xs = tensors(seed=20)
+    bad = [x.copy() for x in xs]
+    bad[3][0, 0] = bad[4][0, 0] = np.nan
+    captures = Captures(layout(tuple(x.size for x in xs)), 4)
+    real, calls = capture.finite_moments, []
+
+    def moments_then_interrupt(values):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(values)
+
+    monkeypatch.setattr(capture, "finite_moments", moments_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        captures.add([torch.from_numpy(x) for x in bad], step=0)
+    monkeypatch.undo()
+    assert captures.steps == [] and len(calls) == 2
+    captures.add([torch.from_numpy(x) for x in xs], step=1)
+    ranges, sats = [(-3.0, 3.0)] * len(xs), [None] * len(xs)
+    table = captures.table(ranges, BINS, sats)
+    np.testing.assert_array_equal(table, stats_table([torch.from_numpy(x) for x in xs], ranges, BINS, sats))
+    assert captures.steps == [1] and not table[:, COL["n_nonfinite"]].any()
