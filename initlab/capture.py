@@ -143,7 +143,7 @@ class Captures:
             row[end:] = reductions
         elif flat:  # one transfer: the samples, then the reductions
             parts = [flat[i] for i in lay.small] + [flat[i][:: lay.strides[i]] for i in lay.large]
-            on_device = [r for i in lay.large for r in _reductions(flat[i])]
+            on_device = [x for i in lay.large for x in _reductions(flat[i])]
             row[:] = torch.cat(parts + ([torch.stack(on_device)] if on_device else [])).cpu().numpy()
         if lay.large:
             self._check_sums(r, flat, row[end:])

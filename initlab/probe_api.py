@@ -21,6 +21,7 @@ model's trajectory is the same, bit for bit, with or without the probe.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -123,11 +124,12 @@ class LoopProbe(Probe):
             return
         self._closed = True
         try:
-            super().close()
-            self._write_metrics()
+            with contextlib.ExitStack() as closing:  # the metrics are written also when the probe fails
+                closing.callback(self._write_metrics)
+                closing.callback(super().close)
         except BaseException as exc:  # the summary says so, unless an earlier error is its cause
             if status != "failed":
-                status, error = failure(exc)
+                status, error = _failure(exc)
             raise
         finally:
             self._write_summary(status, **({"error": error} if error else {}))
@@ -146,7 +148,7 @@ class LoopProbe(Probe):
             self.close("failed", f"{kind.__name__}: {exc}")
 
 
-def failure(exc: BaseException) -> tuple[str, str | None]:
+def _failure(exc: BaseException) -> tuple[str, str | None]:
     """The summary's status and error for an exception raised while closing the logs."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", None

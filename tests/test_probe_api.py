@@ -321,7 +321,7 @@ def test_a_failing_close_still_writes_the_summary(tmp_path: Path, monkeypatch) -
         probe.close()
     summary = initlab.load_run(tmp_path / "a").summary
     assert summary["status"] == "failed" and summary["error"] == "ValueError: bad statistics"
-    assert summary["steps_done"] == 3
+    assert summary["steps_done"] == 3 and len(initlab.load_run(tmp_path / "a").metrics) == 3
     with pytest.raises(ValueError), initlab.probe(model, tmp_path / "b", every=1) as probe:
         train_loop(model, x, y, 3, probe)
         raise RuntimeError("boom")
