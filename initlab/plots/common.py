@@ -178,6 +178,11 @@ def nearest_step(available: Iterable[int], wanted: int | str) -> int | None:
     return min(steps, key=lambda s: (abs(s - int(wanted)), s))
 
 
+def steps_text(steps_seen: set[int], wanted: int | str) -> str:
+    """"step 500" when every run was drawn at the same probed step, else "step 500 (nearest probed)"."""
+    return f"step {next(iter(steps_seen))}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
+
+
 def layer_name(layer: int, output: int) -> str:
     return "output layer" if layer == output else f"layer {layer}"
 

@@ -21,6 +21,7 @@ from initlab.plots.common import (
     new_figure,
     pick_layers,
     quantity_rows,
+    steps_text,
     styled,
     suptitle,
 )
@@ -118,7 +119,7 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         text: Line2D([], [], marker="o", markersize=4, **s) for text, s in legend_entries(runs, opts.color_by)
     }
     figure_legend(fig, [*entries.values(), *legend.values()], [*entries, *legend], opts)
-    step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
+    step_text = steps_text(steps_seen, wanted)
     suptitle(
         fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs, opts
     )

@@ -18,6 +18,7 @@ from initlab.plots.common import (
     pick_layers,
     quantity_rows,
     representatives,
+    steps_text,
     styled,
     suptitle,
 )
@@ -72,7 +73,7 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
     if not drawn:
         raise Skip(f"no finite {quantity} histogram in the chosen layers at step {wanted}")
     axes[-1, 0].set_xlabel(f"{QUANTITY_TEXT[quantity]} (value)")
-    step_text = f"step {steps_seen.pop()}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
+    step_text = steps_text(steps_seen, wanted)
     suptitle(
         fig, f"Normalized histograms of the {QUANTITY_TEXT[quantity]} per layer, {step_text}", runs, opts
     )
