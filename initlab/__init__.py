@@ -26,7 +26,7 @@ __version__ = version("initlab")
 _LAZY = {
     "run": "initlab.api",
     "load_sweep": "initlab.api",
-    "probe": "initlab.probe_api",
+    "probe": "initlab.probing.loop",
     "draw": "initlab.plots.drawing",
     "draw_hist": "initlab.plots.drawing",
     "draw_stats": "initlab.plots.drawing",

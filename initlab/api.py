@@ -1,10 +1,10 @@
 """The Python API for notebooks: train a run in-process, and read a sweep as one table.
 
 * :func:`run` composes the config exactly as ``initlab run`` does (the same ``conf/`` files, Hydra's own
-  override grammar and :func:`initlab.config.validate`), trains it with :func:`initlab.train.train`, and
+  override grammar and :func:`initlab.config.validate`), trains it with :func:`initlab.lab.train.train`, and
   returns the run directory opened by :func:`initlab.runs.load_run`. A bad value raises the same
   :class:`~initlab.errors.UserError` whose one line the command prints.
-* :func:`load_sweep` is the sweep index (:func:`initlab.sweep_index.build_index`) of a directory of runs.
+* :func:`load_sweep` is the sweep index (:func:`initlab.sweep.index.build_index`) of a directory of runs.
 
 The figures are :mod:`initlab.plots.drawing`; every reader of run directories stays in :mod:`initlab.runs`.
 """
@@ -68,7 +68,7 @@ def run(overrides: Sequence[str] | str = (), run_dir: str | Path | None = None) 
     it like any other run. A run that diverges or is interrupted (the notebook's stop button) is
     returned with that ``status``; a run that fails raises.
     """
-    from initlab.train import train
+    from initlab.lab.train import train
 
     overrides = overrides.split() if isinstance(overrides, str) else [str(o) for o in overrides]
     cfg = compose(overrides)  # every check before anything is written
@@ -101,11 +101,11 @@ def _hydra_record(overrides: list[str], path: Path) -> DictConfig:
 def load_sweep(path: str | Path) -> pd.DataFrame:
     """One row per job directory below ``path`` (a sweep, or any folder of runs made by :func:`run`).
 
-    The columns are those of ``sweep.parquet`` (:mod:`initlab.sweep_index`): ``job``, one per override,
+    The columns are those of ``sweep.parquet`` (:mod:`initlab.sweep.index`): ``job``, one per override,
     ``status``, ``error``, final metrics, ``dir`` (open a row with ``initlab.load_run(row.dir)``). Built
     from the job directories themselves, so a sweep still running shows its finished jobs.
     """
-    from initlab.sweep_index import build_index
+    from initlab.sweep.index import build_index
 
     path = Path(path)
     if not path.is_dir():

@@ -33,8 +33,7 @@ def _task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from initlab import lifeline
-    from initlab.sweep import configure_job
+    from initlab.sweep.callback import configure_job, lifeline
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -45,9 +44,10 @@ def _task(cfg: DictConfig) -> None:
 
 
 def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
-    from initlab import lifeline, rundir
     from initlab.config import validate
-    from initlab.sweep import index_orphaned_job, job_label
+    from initlab.runs import lock as rundir
+    from initlab.sweep import lifeline
+    from initlab.sweep.callback import index_orphaned_job, job_label
 
     run_dir = Path(hc.runtime.output_dir)
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
@@ -55,7 +55,7 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
     try:
         if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
             validate(cfg)
-        from initlab.train import train
+        from initlab.lab.train import train
 
         summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
     except UserError as exc:
@@ -104,10 +104,14 @@ def cmd_run(argv: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from initlab import lifeline
-    from initlab.objective import missing_sweeper, returning_objective
-    from initlab.resume import resumable
-    from initlab.sweep import exit_code, index_interrupted_sweep, silence_launcher_schema_warning
+    from initlab.sweep.callback import (
+        exit_code,
+        index_interrupted_sweep,
+        lifeline,
+        silence_launcher_schema_warning,
+    )
+    from initlab.sweep.objective import missing_sweeper, returning_objective
+    from initlab.sweep.resume import resumable
 
     if completion.requested(argv):  # Hydra's completion, answered for the command `initlab`
         return completion.main(argv, COMMANDS)
@@ -137,7 +141,7 @@ def cmd_run(argv: list[str]) -> int:
         index = index_interrupted_sweep()
         error(f"sweep interrupted; what its jobs logged is indexed in {index}" if index else "interrupted")
         return EXIT_INTERRUPTED
-    return exit_code()  # 1 after a multirun in which a job failed (set by initlab.sweep.SweepCallback)
+    return exit_code()  # 1 after a multirun in which a job failed (set by SweepCallback)
 
 
 def _describe(path: Path) -> str:
@@ -184,7 +188,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "run": cmd_run,
     "list": cmd_list,
     "plot": "initlab.plots:main",
-    "sweep-index": "initlab.sweep_index:main",
+    "sweep-index": "initlab.sweep.index:main",
     "check": "initlab.claims:main",
     "theory": "initlab.theory_cli:main",
     "export-tb": "initlab.export_tb:main",

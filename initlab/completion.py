@@ -63,7 +63,7 @@ def _hydra(argv: list[str]) -> int:
     import hydra
 
     from initlab.config import config_dir
-    from initlab.sweep import silence_launcher_schema_warning
+    from initlab.sweep.callback import silence_launcher_schema_warning
 
     silence_launcher_schema_warning()
 

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import UserError
-from initlab.objective import DIRECTIONS, METRICS
+from initlab.sweep.objective import DIRECTIONS, METRICS
 
 
 class ConfigError(UserError):
@@ -74,7 +74,7 @@ def _pair(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
     """Allowed values are the keys of a registry (imported lazily to keep this module light)."""
-    from initlab import data, inits, models, optim
+    from initlab.lab import data, inits, models, optim
 
     table = {
         "init": inits.INITS,
@@ -155,7 +155,7 @@ def _check_cnn(cfg: DictConfig, data: Any) -> None:
     """``model=cnn`` needs images and has no layer norm."""
     if OmegaConf.select(cfg, "model.name") != "cnn":
         return
-    from initlab.data import IMAGE_DATA
+    from initlab.lab.data import IMAGE_DATA
 
     if data is not None and data not in IMAGE_DATA:
         raise ConfigError(

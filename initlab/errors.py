@@ -1,7 +1,7 @@
 """The one kind of error that is the user's to fix.
 
 Every :class:`UserError` -- a config value that is not allowed (:class:`initlab.config.ConfigError`), a data
-set that cannot be read (:class:`initlab.data.DataError`) -- is reported by the ``initlab`` command as one
+set that cannot be read (:class:`initlab.lab.data.DataError`) -- is reported by the ``initlab`` command as one
 line, ``initlab: error: <message>``, with exit status 2 and no traceback. The message names the bad value
 and what is allowed.
 """

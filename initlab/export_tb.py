@@ -33,8 +33,8 @@ from typing import Any
 import pandas as pd
 
 from initlab.errors import UserError
-from initlab.grouping import label, swept_keys
 from initlab.runs import Run, collect_runs
+from initlab.runs.grouping import label, swept_keys
 
 INSTALL_HINT = 'TensorBoard is not installed: pip install "initlab[tensorboard]" (or pip install tensorboard)'
 METRIC_COLUMNS = ("loss", "reg_loss", "accuracy")

@@ -2,9 +2,9 @@
 
 Composes the same config as ``initlab run`` (Hydra's compose API on ``conf/``, experiment presets included)
 and prints, per layer, the fans, σ_w², σ_b² and the predicted step-0 variances of the pre-activations,
-activations and gradients (:mod:`initlab.theory`), then χ₁, ξ_q, ξ_c, the phase and the trainable depth
+activations and gradients (:mod:`~initlab.theory`), then χ₁, ξ_q, ξ_c, the phase and the trainable depth
 ≈ 6·ξ_c. Nothing is trained and no data is loaded: E[x²] = 1 after initlab's standardization (plus the
-variance of ``data.augment.noise``) and the data set's dimensions come from :data:`initlab.data.SHAPES`.
+variance of ``data.augment.noise``) and the data set's dimensions come from :data:`initlab.lab.data.SHAPES`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from initlab.config import config_dir, validate
 from initlab.errors import UserError
-from initlab.theory import NotApplicable, predict, prediction_frame
+from initlab.theory.predict import NotApplicable, predict, prediction_frame
 
 SCALARS = ("chi_1", "xi_q", "xi_c", "q_star", "c_star", "phase", "trainable_depth")
 
@@ -79,7 +79,7 @@ def _depth(value: float) -> str:
 
 def main(argv: list[str]) -> int:
     """``initlab theory [--format text|csv] [overrides...]``."""
-    from initlab.data import SHAPES
+    from initlab.lab.data import SHAPES
 
     parser = argparse.ArgumentParser(prog="initlab theory", description=__doc__.splitlines()[0])
     parser.add_argument("--format", default="text", help="text (default) or csv (one row per layer)")

@@ -29,7 +29,7 @@ from torch import nn
 
 import initlab
 from initlab.config import config_dir
-from initlab.train import train
+from initlab.lab.train import train
 
 VARIANTS = {"off": ["probe=off"], "default": ["probe=default"], "every": ["probe=every"]}
 LABELS = {"off": "probes off", "default": "default schedule", "every": "every step"}

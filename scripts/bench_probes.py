@@ -41,11 +41,11 @@ from typing import Any
 from bench_probe_api import user_loop  # (scripts/ is on the path of a script run from it)
 from hydra import compose, initialize_config_dir
 
-import initlab.train as train_module
+import initlab.lab.train as train_module
 from initlab.config import config_dir
-from initlab.data import load_data
-from initlab.probes import Probe
-from initlab.train import train
+from initlab.lab.data import load_data
+from initlab.lab.train import train
+from initlab.probing.probes import Probe
 
 ARGS = argparse.Namespace()  # the command line, read by the rows
 Variant = tuple[list[str], Callable[[], Any] | None]  # overrides, and a context to run it in (or None)
@@ -96,7 +96,7 @@ Times = tuple[float, float, float]  # loop wall seconds, loop CPU seconds, CPU s
 
 
 class LoopStart:
-    """CPU time when the training loop (``initlab.train._loop``) of the current run began."""
+    """CPU time when the training loop (``initlab.lab.train._loop``) of the current run began."""
 
     cpu = 0.0
 

@@ -11,7 +11,8 @@ job of each process also pays one-off imports (torch builds its first optimizer:
 
 The serial baseline trains with ``--serial-threads`` torch threads (default 1: with the small networks
 used here a second thread does not help, and on a busy machine it makes runs much slower); the joblib jobs
-get ``cores // workers`` threads from ``initlab.sweep.threads_per_job``. Choose ``--steps`` so that each
+get ``cores // workers`` threads from ``initlab.sweep.callback.threads_per_job``.
+Choose ``--steps`` so that each
 job trains for several seconds, otherwise worker start-up (a few seconds: importing torch) dominates.
 """
 
@@ -30,8 +31,8 @@ import pandas as pd
 import torch
 
 from initlab import cli
-from initlab.sweep import available_cores
-from initlab.sweep_index import read_index
+from initlab.sweep.callback import available_cores
+from initlab.sweep.index import read_index
 
 SWEEP = ["init=xavier,standard", "seed=0,1,2,3"]  # 8 jobs
 

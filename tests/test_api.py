@@ -20,7 +20,7 @@ from initlab import cli
 from initlab import plots as P
 from initlab.config import ConfigError
 from initlab.errors import UserError
-from initlab.sweep_index import build_index
+from initlab.sweep.index import build_index
 
 TINY = [*TINY_DATA, *TINY_RUN, "train.eval_every=10"]
 ROOT = Path(__file__).resolve().parents[1]

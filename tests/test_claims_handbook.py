@@ -16,12 +16,13 @@ import pytest
 from claim_controls import SWAPPED, swap_logs
 from hydra import compose, initialize_config_dir
 
-from initlab import cli, shapeset
+from initlab import cli
 from initlab.claims import evaluate, evaluate_claim, load_claims
 from initlab.claims.handbook import prior_entropy
 from initlab.config import config_dir
+from initlab.lab import shapeset
+from initlab.lab.train import train
 from initlab.runs import RunData, collect_runs
-from initlab.train import train
 
 PRESETS = ("dropout", "dropout_retention", "symmetry", "weight_decay", "self_normalizing", "lsuv")
 

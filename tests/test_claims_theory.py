@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from initlab import cli
-from initlab import theory as T
 from initlab.claims import evaluate, load_claims
 from initlab.plots import Options
 from initlab.plots.phase import fig_phase
 from initlab.runs import Run, collect_runs
+from initlab.theory import predict as T
 
 load_claims()  # every module registers its claims in the usual order (claims.md lists them in that order)
 from initlab.claims import theory as C  # noqa: E402

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from initlab.config import ConfigError, validate
-from initlab.hooks import Tracer
-from initlab.inits import activation_gain, init_model
-from initlab.models import build_model
+from initlab.lab.inits import activation_gain, init_model
+from initlab.lab.models import build_model
+from initlab.probing.hooks import Tracer
 
 
 def cnn(make_cfg, *overrides: str, shape=(1, 8, 8)) -> nn.Module:
@@ -162,7 +162,7 @@ def test_cnn_on_gaussian_data_is_refused_in_one_line(tmp_path: Path) -> None:
 
 
 def test_image_shape_of_the_data(make_cfg) -> None:
-    from initlab.data import load_data
+    from initlab.lab.data import load_data
 
     assert load_data(make_cfg("data=digits").data).input_shape == (1, 8, 8)
     assert load_data(make_cfg().data).input_shape == (16,)

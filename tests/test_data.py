@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import CIFAR10_FILES, MNIST_FILES, DataError, augment, load_data, read_idx
+from initlab.lab.data import CIFAR10_FILES, MNIST_FILES, DataError, augment, load_data, read_idx
 
 # --- gaussian -----------------------------------------------------------------------------------------
 
@@ -339,7 +339,7 @@ def test_missing_or_corrupt_cifar10_files_name_them(make_cfg, tmp_path: Path) ->
 
 def test_mlp_trains_on_flattened_cifar10(make_cfg, tmp_path: Path) -> None:
     from initlab import load_run
-    from initlab.train import train
+    from initlab.lab.train import train
 
     fake_cifar10(tmp_path / "c")
     cfg = make_cfg("data=cifar10", f"data.root={tmp_path / 'c'}", "train.steps=3", "train.batch_size=4")

@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 from initlab import cli
 from initlab.claims import evaluate, he_conv, load_claims
 from initlab.config import config_dir
+from initlab.lab.train import train
 from initlab.runs import Run, collect_runs
-from initlab.train import train
 
 
 def compose_preset(*overrides: str, hydra: bool = True):

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.inits import activation_gain, gain_note, init_linear, init_model, lsuv
-from initlab.models import build_model
+from initlab.lab.inits import activation_gain, gain_note, init_linear, init_model, lsuv
+from initlab.lab.models import build_model
 
 # (n_in, n_out): wider, narrower and square layers
 SHAPES = [(256, 512), (512, 256), (1000, 1000)]

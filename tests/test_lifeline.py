@@ -14,8 +14,9 @@ import pytest
 from conftest import TINY_DATA, TINY_RUN
 from test_cli import cli_env, default_sigint
 
-from initlab import lifeline, sweep_index
 from initlab.runs import read_parquet, read_summary
+from initlab.sweep import index as sweep_index
+from initlab.sweep import lifeline
 
 
 def session_processes(sid: int) -> list[int]:

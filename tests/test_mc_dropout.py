@@ -22,12 +22,12 @@ import initlab
 from initlab import cli
 from initlab.claims import evaluate, evaluate_claim, load_claims, srivastava
 from initlab.config import ConfigError, validate
-from initlab.mc_dropout import k_grid, mc_dropout_table
+from initlab.lab.mc_dropout import k_grid, mc_dropout_table
+from initlab.lab.train import train
 from initlab.plots import Options, Skip
 from initlab.plots.mc import fig_mc_dropout
 from initlab.runs import MissingData, Run, collect_runs, load_run
-from initlab.storage import MC_DROPOUT_FILE
-from initlab.train import train
+from initlab.runs.write import MC_DROPOUT_FILE
 
 
 class Square(nn.Module):

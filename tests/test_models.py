@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from initlab.config import group_options
-from initlab.models import ACTIVATIONS, build_model, make_activation
+from initlab.lab.models import ACTIVATIONS, build_model, make_activation
 
 # The function each act option must compute, written out independently of torch.nn modules.
 REFERENCE = {

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from initlab import objective
 from initlab.cli import main
 from initlab.config import ConfigError, validate
-from initlab.objective import objective_value
+from initlab.sweep import objective
+from initlab.sweep.objective import objective_value
 
 
 def test_completed_runs_give_their_metric_others_the_worst_value() -> None:

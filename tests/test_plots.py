@@ -95,7 +95,7 @@ def write_run(
     accuracy: float = 0.9,
     probes: bool = True,
 ) -> Path:
-    """A run directory with known numbers, in the on-disk layout of initlab.storage."""
+    """A run directory with known numbers, in the on-disk layout of initlab.runs.write."""
     (path / ".hydra").mkdir(parents=True)
     cfg = json.loads(json.dumps(config or CONFIG))
     for item in overrides:  # keep config and overrides consistent

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import initlab
-from initlab import capture
 from initlab.config import ConfigError
-from initlab.hooks import Tracer, discover
+from initlab.probing import capture
+from initlab.probing.hooks import Tracer, discover
 
 
 class ResidualNet(nn.Module):

@@ -11,12 +11,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from initlab import load_run, probes
-from initlab.capture import tensor_stats
+from initlab import load_run
 from initlab.config import config_dir
-from initlab.probes import Probe, schedule
-from initlab.stats import PERCENTILES, STATS, sample_stride
-from initlab.train import train
+from initlab.lab.train import train
+from initlab.probing import probes
+from initlab.probing.capture import tensor_stats
+from initlab.probing.probes import Probe, schedule
+from initlab.probing.stats import PERCENTILES, STATS, sample_stride
 
 TINY = [
     "data=gaussian",

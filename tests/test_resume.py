@@ -11,9 +11,11 @@ import pytest
 from omegaconf import OmegaConf
 from test_sweep import run_sweep
 
-from initlab import resume, storage, sweep_index
+from initlab.lab.train import train
 from initlab.runs import Run
-from initlab.train import train
+from initlab.runs import write as storage
+from initlab.sweep import index as sweep_index
+from initlab.sweep import resume
 
 
 def fingerprint(job_dir: Path) -> tuple[str, int]:
@@ -58,7 +60,7 @@ def test_a_rerun_without_mc_masks_leaves_no_stale_monte_carlo_table(make_cfg, tm
 @pytest.mark.slow
 def test_resume_after_ctrl_c_keeps_done_jobs_and_reruns_the_rest(tmp_path, monkeypatch, capsys) -> None:
     """Ctrl-C in job 1 of 4 (job 0 done, 2 and 3 never ran); job 3 of an earlier attempt is half-written."""
-    from initlab import train
+    from initlab.lab import train
 
     build_model = train.build_model
 

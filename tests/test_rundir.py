@@ -14,8 +14,9 @@ import pytest
 import yaml
 from conftest import TINY_DATA, TINY_RUN
 
-from initlab import cli, rundir
+from initlab import cli
 from initlab.errors import AbortRun, one_line_warnings
+from initlab.runs import lock as rundir
 
 
 def snapshot(directory: Path) -> dict[str, str]:

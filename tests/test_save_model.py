@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from initlab.config import ConfigError
-from initlab.data import load_data
-from initlab.models import build_model
-from initlab.resume import clear_run_files
+from initlab.lab.data import load_data
+from initlab.lab.models import build_model
+from initlab.lab.train import train
 from initlab.runs import load_run
-from initlab.train import train
+from initlab.sweep.resume import clear_run_files
 
 
 def test_saved_model_reproduces_the_final_test_loss(make_cfg, tmp_path: Path) -> None:

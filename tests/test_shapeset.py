@@ -1,4 +1,4 @@
-"""Tests for initlab.shapeset (Glorot & Bengio 2010's Shapeset-3x2 generator)."""
+"""Tests for initlab.lab.shapeset (Glorot & Bengio 2010's Shapeset-3x2 generator)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from initlab import shapeset as ss
-from initlab.shapeset import CLASS_NAMES, N_CLASSES, generate, rasterize, shape_vertices
+from initlab.lab import shapeset as ss
+from initlab.lab.shapeset import CLASS_NAMES, N_CLASSES, generate, rasterize, shape_vertices
 
 N_BIG = 20_000
 PRIORS = np.array([1 / 6] * 3 + [1 / 9] * 3 + [1 / 18] * 3)

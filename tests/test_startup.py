@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from initlab import data, shapeset
 from initlab.config import ConfigError
-from initlab.models import build_model
-from initlab.train import SMALL_STEP_MACS, pick_threads, train
+from initlab.lab import data, shapeset
+from initlab.lab.models import build_model
+from initlab.lab.train import SMALL_STEP_MACS, pick_threads, train
 
 
 @pytest.fixture

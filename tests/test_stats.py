@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from initlab import capture, load_run
-from initlab.capture import Captures, layout, stats_table
-from initlab.runs import HIST_COLUMNS, with_edges
-from initlab.stats import (
+from initlab import load_run
+from initlab.probing import capture
+from initlab.probing.capture import Captures, layout, stats_table
+from initlab.probing.stats import (
     EXACT_VALUES,
     PERCENTILES,
     SAMPLE_VALUES,
@@ -23,7 +23,8 @@ from initlab.stats import (
     masked_row,
     sample_stride,
 )
-from initlab.storage import HIST_EDGES_FILE, HISTS_FILE
+from initlab.runs import HIST_COLUMNS, with_edges
+from initlab.runs.write import HIST_EDGES_FILE, HISTS_FILE
 
 BINS = 100
 COL = {s: j for j, s in enumerate(STATS)}
@@ -216,7 +217,7 @@ def test_saturation_bands_count_what_the_elementwise_tests_count() -> None:
 
 
 def test_edges_are_stored_once_and_joined_back(tmp_path, make_cfg) -> None:
-    from initlab.train import train
+    from initlab.lab.train import train
 
     train(make_cfg("probe=every", "probe.bins=12"), tmp_path)
     on_disk = pd.read_parquet(tmp_path / HISTS_FILE)

@@ -70,7 +70,7 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
 def test_graph_sees_function_level_and_relative_imports() -> None:
     graph = import_graph()
     assert "initlab.runs" in graph["initlab.plots.command"]
-    assert "initlab.config" in graph["initlab.train"]
+    assert "initlab.config" in graph["initlab.lab.train"]
     assert len(graph) > 20
 
 

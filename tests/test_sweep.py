@@ -21,8 +21,10 @@ import pytest
 from conftest import TINY_DATA, TINY_RUN
 from omegaconf import OmegaConf
 
-from initlab import cli, sweep, sweep_index
+from initlab import cli
 from initlab.config import config_dir
+from initlab.sweep import callback as sweep
+from initlab.sweep import index as sweep_index
 
 TINY = [*TINY_DATA, *TINY_RUN, "probe=off"]
 
@@ -103,7 +105,7 @@ def test_submitit_local_launcher(tmp_path, monkeypatch, capsys):
 
 def test_failures_outside_config_checks_and_divergence(tmp_path, monkeypatch, capsys):
     """A crash while building the model is recorded as failed; a diverged run is not a failure."""
-    from initlab import train
+    from initlab.lab import train
 
     build_model = train.build_model
 
@@ -130,7 +132,7 @@ def test_failures_outside_config_checks_and_divergence(tmp_path, monkeypatch, ca
 
 def test_ctrl_c_stops_the_sweep_and_indexes_what_ran(tmp_path, monkeypatch, capsys):
     """Ctrl-C during job 1 of 3: job 0 is complete, job 1 interrupted, job 2 never starts; exit 130."""
-    from initlab import train
+    from initlab.lab import train
 
     build_model = train.build_model
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from initlab import theory as T
-from initlab.inits import initialize
-from initlab.models import build_model
+from initlab.lab.inits import initialize
+from initlab.lab.models import build_model
+from initlab.theory import predict as T
 
 N_SE = 5
 
@@ -254,7 +254,7 @@ def test_prediction_frame_and_summary(make_cfg) -> None:
 
 def test_meanfield_init_draws_its_parameters(make_cfg) -> None:
     """init=meanfield: W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²) (5 SE of √(2/N) on the mean squares)."""
-    from initlab.inits import init_linear
+    from initlab.lab.inits import init_linear
 
     cfg = make_cfg("init=meanfield", "init.sigma_w2=2.5", "init.sigma_b2=0.3")
     layer = torch.nn.Linear(500, 4000)
@@ -267,7 +267,7 @@ def test_meanfield_init_draws_its_parameters(make_cfg) -> None:
 
 
 def test_theory_command(capsys) -> None:
-    """``initlab theory``: the same numbers as :func:`initlab.theory.predict`, as text and as CSV."""
+    """``initlab theory``: the same numbers as :func:`initlab.theory.predict.predict`, as text and as CSV."""
     import io
 
     import pandas as pd
@@ -313,8 +313,8 @@ def test_theory_command_errors(args: list[str], message: str, capsys) -> None:
 @pytest.mark.slow
 def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
     """A run writes theory.parquet and the depth scales in summary.json; with batch norm only the reason."""
+    from initlab.lab.train import train
     from initlab.runs import load_run
-    from initlab.train import train
 
     n = 512
     overrides = [

@@ -13,10 +13,10 @@ from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 from omegaconf import OmegaConf
 
 from initlab.config import ConfigError
-from initlab.inits import init_model
-from initlab.models import build_model
-from initlab.optim import REGULARIZERS, entropy, max_norm_, reg_loss
-from initlab.train import train
+from initlab.lab.inits import init_model
+from initlab.lab.models import build_model
+from initlab.lab.optim import REGULARIZERS, entropy, max_norm_, reg_loss
+from initlab.lab.train import train
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
@@ -242,7 +242,7 @@ def test_a_run_that_fails_mid_training_keeps_its_full_record(make_cfg, tmp_path,
 def test_a_probe_that_fails_to_close_still_leaves_a_summary(make_cfg, tmp_path, monkeypatch) -> None:
     """An error in the probe statistics (computed when the probe closes) is the run's error; an earlier
     error stays the run's error."""
-    from initlab import capture
+    from initlab.probing import capture
 
     def broken_table(self, *args, **kwargs):
         raise ValueError("bad statistics")

@@ -11,7 +11,7 @@ the rule that turns the per-seed numbers into a verdict:
   condition ``v > 0`` that is m > 2·s/√n; for a range, the interval lies inside it).
 
 Thresholds come from the papers and from theory, not from tuning. ``initlab check`` splits a preset's runs
-into seed groups (:func:`seed_groups`: through :func:`initlab.grouping.group_runs`, the runs that differ
+into seed groups (:func:`seed_groups`: through :func:`initlab.runs.grouping.group_runs`, the runs that differ
 only in ``seed`` are one setting, and seed group k holds every setting's run with seed k), evaluates every
 claim on every seed group, prints a table (value per seed, mean ± std, rule, verdict) and writes it to
 ``DIR/claims.md``. A measure picks its runs with :func:`one`, which names the settings the claim assumes
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from initlab.grouping import group_runs
 from initlab.runs import SEED_KEY, MissingData, Run, collect_runs
+from initlab.runs.grouping import group_runs
 
 Measure = Callable[[list[Run]], float]
 

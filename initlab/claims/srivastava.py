@@ -11,7 +11,7 @@ fixed; widening the layers by 1/p removes most of it.
 
 Preset ``dropout_mc``: §7.5 and Fig. 11, Monte-Carlo model averaging over k dropout masks against the
 weight-scaling rule (the eval-mode net), from each run's ``mc_dropout.parquet`` (``train.mc_masks``,
-:mod:`initlab.mc_dropout`). For a net linear between its dropout layers the mask average of the logits is
+:mod:`initlab.lab.mc_dropout`). For a net linear between its dropout layers the mask average of the logits is
 exactly the eval-mode output (§7.5's theory, linear case): the claim tests that exactness against the
 sampling distribution of K masks, not Fig. 11's statement. With ReLUs weight scaling is an approximation
 whose test error Fig. 11 shows matched by Monte-Carlo averaging from k ≈ 50 on. That second statement is
@@ -187,7 +187,7 @@ def mc_linear_mask_average_is_eval_output(runs: list[Run]) -> float:
     independent masks; an example's logits are correlated), so under exactness
     (z2_mean − ν/(ν − 2)) / z2_se is ≈ N(0, 1) and the rule is |·| ≤ 2 in every seed. A bias b of the
     mask average adds K·b²/s² to E[t²], which for K = 1000 masks is far beyond 2 standard errors
-    (:mod:`initlab.mc_dropout`).
+    (:mod:`initlab.lab.mc_dropout`).
     """
     k, row = mc_table(one(runs, act__name="linear"))
     if k < MIN_MASKS:

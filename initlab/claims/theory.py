@@ -1,6 +1,6 @@
 """Claims of mean-field theory (Poole et al. 2016; Schoenholz et al. 2017), checked against the runs' own
 predictions (``theory.parquet`` and the depth scales in ``summary.json``, written by every run where the
-theory applies; :mod:`initlab.theory`).
+theory applies; :mod:`initlab.theory.predict`).
 
 Layer by layer (presets ``edge_of_chaos``, ``he_deep_relu``, ``self_normalizing``, ``glorot_init``): one
 finite net random-walks around the mean-field curve (its layer-l variance inherits the sampling error of all

@@ -21,7 +21,6 @@ Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pypl
 nothing global has to be closed, and importing this package does not change a notebook's backend.
 """
 
-from initlab.grouping import label, swept_keys
 from initlab.plots.command import FIGURES, main, write_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
@@ -47,6 +46,7 @@ from initlab.plots.phase import fig_phase
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
 from initlab.plots.weights import fig_weights
 from initlab.runs import collect_runs
+from initlab.runs.grouping import label, swept_keys
 
 __all__ = [
     "ACT_COLORS",

@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from initlab.grouping import label
 from initlab.plots.common import FigureFunction, Options, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import fig_depth
@@ -24,6 +23,7 @@ from initlab.plots.phase import fig_phase
 from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
 from initlab.plots.weights import fig_weights
 from initlab.runs import Run, collect_runs
+from initlab.runs.grouping import label
 
 FIGURES: dict[str, tuple[FigureFunction, str]] = {
     "hist": (fig_hist, "per-layer normalized histograms of act, grad_preact, grad_weight at --steps"),

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
-from initlab.grouping import order_key, swept_keys
 from initlab.plots.common import (
     Options,
     Output,
@@ -32,6 +31,7 @@ from initlab.plots.style import (
     styles,
 )
 from initlab.runs import SEED_KEY, Run, natural_key
+from initlab.runs.grouping import order_key, swept_keys
 
 
 @styled

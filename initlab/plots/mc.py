@@ -9,7 +9,7 @@ rms over the test logits of (mean of k masks − eval logits) / its Monte-Carlo 
 output (a linear net), growing as √(1 + k·b²/s²) where it is biased by b (a nonlinear one). (The claim
 ``mc_linear_mask_average_is_eval_output`` tests the mean of z² at k = K against its sampling distribution,
 :mod:`initlab.claims.srivastava`.) Drawn from each run's ``mc_dropout.parquet`` (``train.mc_masks``,
-:mod:`initlab.mc_dropout`) through :meth:`Run.mc_averaging`.
+:mod:`initlab.lab.mc_dropout`) through :meth:`Run.mc_averaging`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from typing import Any
 
 import matplotlib
 
-from initlab.grouping import group_runs as runs_group_runs
-from initlab.grouping import swept_keys
 from initlab.runs import SEED_KEY, Run, natural_key
+from initlab.runs.grouping import group_runs as runs_group_runs
+from initlab.runs.grouping import swept_keys
 
 STYLE: dict[str, Any] = {
     "font.size": 10,
@@ -108,7 +108,7 @@ RANK: dict[str, list[str]] = {"init": list(INIT_COLORS), "act": list(ACT_COLORS)
 
 
 def group_runs(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
-    """:func:`initlab.grouping.group_runs` in palette order: the seed groups of every figure."""
+    """:func:`initlab.runs.grouping.group_runs` in palette order: the seed groups of every figure."""
     return runs_group_runs(runs, RANK)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from initlab.storage import METRICS_FILE, SUMMARY_FILE, parts_dir
+from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, parts_dir
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"

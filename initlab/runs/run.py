@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from initlab.overrides import override_texts, parse_overrides
 from initlab.runs.files import (
     BOOKKEEPING_KEYS,
     CONFIG_FILE,
@@ -27,7 +26,8 @@ from initlab.runs.files import (
     read_parquet,
     with_edges,
 )
-from initlab.storage import (
+from initlab.runs.overrides import override_texts, parse_overrides
+from initlab.runs.write import (
     HIST_EDGES_FILE,
     HISTS_FILE,
     LAYERS_FILE,
@@ -189,7 +189,7 @@ class Run:
     @cached_property
     def mc_dropout(self) -> pd.DataFrame:
         """``mc_dropout.parquet`` (runs with ``train.mc_masks=K``): one row per number of masks k with the
-        Monte-Carlo dropout average against the eval-mode output (:mod:`initlab.mc_dropout`); empty if
+        Monte-Carlo dropout average against the eval-mode output (:mod:`initlab.lab.mc_dropout`); empty if
         absent (see :meth:`mc_averaging`)."""
         return read_parquet(self.path / MC_DROPOUT_FILE, self.problems)
 

@@ -16,7 +16,7 @@ named blocks.
 The cnn is He et al. (2015)'s plain deep net at CPU scale: a VGG-style stack of 3x3 convolutions with no
 residual connections and no pooling between them (on 8x8 to 32x32 images), so that depth alone decides
 whether the signal survives. A conv layer's fan-in is n = k²·C_in (He et al. Eq. 10). The probes find
-the layers of any module (:mod:`initlab.hooks`); the activation module of each block follows its layer.
+the layers of any module (:mod:`~initlab.probing.hooks`); each block's activation module follows its layer.
 
 Dropout is PyTorch's inverted dropout (Srivastava et al. 2014 with the rescaling moved to training time):
 in training each unit is zeroed with probability p and survivors are scaled by 1/(1−p); in eval mode it is

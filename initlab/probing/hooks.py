@@ -63,7 +63,7 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
     ),
     nn.Identity,
 )
-# Activations whose outputs have a fixed range and a saturation rule (see :mod:`initlab.stats`).
+# Activations whose outputs have a fixed range and a saturation rule (see :mod:`initlab.probing.stats`).
 KIND: dict[type[nn.Module], str] = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softsign: "softsign"}
 
 

@@ -1,10 +1,10 @@
 """Capturing probed tensors at a step and describing the captures of many steps at once.
 
 Two phases: at the probed step, :meth:`Captures.add` takes what cannot wait -- the samples (every value
-of the small tensors, the strided sample of the large ones, see :func:`initlab.stats.sample_stride`) and
+of the small tensors, the strided sample of the large ones, see :func:`~.stats.sample_stride`) and
 four reductions over every value of each large tensor (Σx, Σx², min, max: the weights change at the next
 update) -- into one float32 row, one transfer from the tensors' device; :meth:`Captures.table` then
-describes the rows of many steps at once with :mod:`initlab.stats`: per group of equal-length samples one
+describes the rows of many steps at once with :mod:`~.stats`: per group of equal-length samples one
 sort, one ``searchsorted`` per row (all bin edges, the zeros and the saturation band in one call), one
 mean and one variance for all steps and tensors. The numbers are those of one :func:`stats_table` per
 step, bit for bit (a test checks it). A large tensor whose sums are not finite takes the masked path: the
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from initlab.stats import (
+from initlab.probing.stats import (
     STATS,
     Band,
     Saturation,

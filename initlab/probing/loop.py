@@ -11,8 +11,8 @@
         probe.log_metrics(step, split="train", loss=loss.item())   # optional: the data of `curves`
     probe.close()                       # or: with initlab.probe(...) as probe:
 
-The directory it writes is a run directory (:mod:`initlab.storage`): ``layers.parquet`` and
-``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`initlab.hooks`),
+The directory it writes is a run directory (:mod:`initlab.runs.write`): ``layers.parquet`` and
+``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`~.hooks`),
 ``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
 ``summary.json`` (status, steps done) and ``.hydra/config.yaml`` holding the probe settings, so that
 ``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
@@ -35,9 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from initlab.config import ConfigError, config_dir, validate
-from initlab.probes import Probe
+from initlab.probing.probes import Probe
 from initlab.runs import CONFIG_FILE
-from initlab.storage import METRICS_FILE, SUMMARY_FILE, write_json
+from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, write_json
 
 METRICS_SECONDS = 10.0  # metrics.parquet is rewritten at most this often while the loop runs
 
@@ -74,7 +74,7 @@ def probe_config(
 
 
 class LoopProbe(Probe):
-    """A :class:`~initlab.probes.Probe` that owns its run directory; see the module docstring."""
+    """A :class:`~initlab.probing.probes.Probe` that owns its run directory; see the module docstring."""
 
     def __init__(self, model: nn.Module, run_dir: Path, cfg: DictConfig, total_steps: int | None) -> None:
         self.run_dir = Path(run_dir)

@@ -7,7 +7,7 @@ is (in the wide limit) Gaussian, h^l ~ N(b̄_l, q^l), and (Poole et al. 2016; Sc
     q^1 = σ_w,1²·E[x²] + σ_b,1²,            q^l = σ_w,l²·E_z[φ(b̄_(l−1) + √q^(l−1)·z)²] + σ_b,l²,
 
 with z ~ N(0, 1) and E[x²] the data's mean squared input. Each expectation is a Gauss–Hermite sum
-(:mod:`initlab.meanfield`); φ comes from the torch module of the run's activation.
+(:mod:`initlab.theory.meanfield`); φ comes from the torch module of the run's activation.
 The activations have mean E[φ(h^l)] and variance E[φ(h^l)²] − E[φ(h^l)]². Inverted dropout with drop
 probability p multiplies the second moment a layer passes on by 1/(1−p).
 
@@ -24,7 +24,7 @@ Var[∂L/∂W^l] = B·Var[δ^l]·E[(a^(l−1))²] (Glorot & Bengio Eq. 14, uncor
 B(B−1)·E[δ^b·δ^b']·E[a^b·a^b'] over pairs of examples, which the correlation map of their inputs gives
 (:meth:`NetPrediction._pair_terms`): with correlated inputs (images) the per-example terms add up.
 
-The depth scales χ₁, ξ_q, ξ_c and the phase of the hidden layers come from :mod:`initlab.meanfield`.
+The depth scales χ₁, ξ_q, ξ_c and the phase of the hidden layers come from :mod:`initlab.theory.meanfield`.
 
 The σ_w² of an init scheme is n_in·Var[W] from its formula and the layer's fans (:data:`SIGMA_W2`), so a
 Xavier net whose first layer is 1024 → 256 has a different σ_w² there than in its 256 → 256 layers.
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.meanfield import (  # noqa: F401 - the single-layer maps are part of this module's API
+from initlab.theory.meanfield import (  # noqa: F401 - the single-layer maps are part of this module's API
     CRITICAL_BAND,
     TRAINABLE_XI,
     Activation,
@@ -169,7 +169,7 @@ def _row(layer: int, quantity: str, mean: float, variance: float) -> dict[str, A
 
 # -- from a run's config -----------------------------------------------------------------------------------
 # n_in·Var[W] of each init scheme for a layer with fans (n_in, n_out) and gain g (the gain the scheme uses for
-# that layer, see :func:`initlab.inits.layer_gain`). Schemes missing here (``constant``: weights of nonzero
+# that layer, see :func:`~initlab.lab.inits.layer_gain`). Those missing here (``constant``: weights of nonzero
 # mean; ``lsuv``: rescaled on data) have no mean-field prediction.
 SigmaW2 = Callable[[DictConfig, float, int, int], float]
 SIGMA_W2: dict[str, SigmaW2] = {
@@ -207,7 +207,7 @@ def not_applicable(cfg: DictConfig) -> str | None:
 
 def layer_specs(cfg: DictConfig, n_in: int, n_out: int) -> list[LayerSpec]:
     """The weight layers of the config's MLP with the σ_w², σ_b² its init scheme gives each of them."""
-    from initlab.inits import layer_gain
+    from initlab.lab.inits import layer_gain
 
     m = cfg.model
     widths = [n_in] + [int(m.width)] * int(m.depth) + [n_out]
@@ -280,7 +280,7 @@ def write_prediction(
     """
     from pathlib import Path
 
-    from initlab.storage import THEORY_FILE
+    from initlab.runs.write import THEORY_FILE
 
     path = Path(run_dir) / THEORY_FILE
     path.unlink(missing_ok=True)  # a stale prediction of an earlier attempt in this directory

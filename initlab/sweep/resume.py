@@ -13,7 +13,7 @@ Rerunning a multirun into the directory of an earlier one (stopped by Ctrl-C, a 
 "The same config" is the composed config (``.hydra/config.yaml``) minus :data:`IGNORED_KEYS`. Hydra
 rewrites a job's ``.hydra/`` before the job starts, so :func:`snapshot` records every job directory's
 earlier config and status in ``DIR/.initlab-resume.json`` when the multirun starts (in the process that
-launches the jobs, from :class:`initlab.sweep.SweepCallback`); each job, in whatever process or node the
+launches the jobs, from :class:`~.callback.SweepCallback`); each job, in whatever process or node the
 launcher (basic, joblib, submitit) runs it, compares its own config with that record
 (:func:`resumable`). ``resume`` itself is left out of labels, indexes and comparisons
 (:data:`initlab.runs.NOISE_KEYS`).
@@ -32,7 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.runs import CONFIG_FILE, job_dirs, load_yaml, read_summary
-from initlab.storage import RUN_FILES, parts_dir, write_json
+from initlab.runs.write import RUN_FILES, parts_dir, write_json
 
 MANIFEST = ".initlab-resume.json"
 KEEP_STATUSES = ("completed", "diverged")
@@ -93,7 +93,7 @@ def decide(earlier: dict[str, Any] | None, cfg: DictConfig) -> str:
 
 
 def clear_run_files(run_dir: Path) -> None:
-    """Remove the run files (:data:`initlab.storage.RUN_FILES`: logs, their parts, summary, model,
+    """Remove the run files (:data:`initlab.runs.write.RUN_FILES`: logs, their parts, summary, model,
     Monte-Carlo table) an earlier attempt left in ``run_dir``."""
     for name in RUN_FILES:
         path = run_dir / name

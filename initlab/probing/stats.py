@@ -1,8 +1,8 @@
 """The statistics of probed tensors: moments, extremes, percentiles, fractions and a histogram.
 
-One row per tensor (:func:`initlab.capture.stats_table` turns a list of tensors into rows): the
+One row per tensor (:func:`initlab.probing.capture.stats_table` turns a list of tensors into rows): the
 :data:`STATS` columns of ``layers.parquet``, then the histogram counts and the under- and overflow of
-``hists.parquet``. This module describes rows of sorted float32 samples; :mod:`initlab.capture` takes the
+``hists.parquet``. This module describes rows of sorted float32 samples; :mod:`~.capture` takes the
 samples and the reductions from the tensors.
 
 What uses every value and what uses a sample (``n_sample`` says how many values a row's sample holds):
@@ -21,7 +21,7 @@ default net by itself; from the sample, one sort of a few thousand values gives 
 histogram (``searchsorted`` of the bin edges), and the zero and saturation counts at once.
 
 Speed without losing exactness (the rows of many steps are described at once by
-:class:`initlab.capture.Captures`):
+:class:`initlab.probing.capture.Captures`):
 
 * finite fast path: a sorted sample is finite iff its first and last values are (NaN sorts last), and a
   large tensor is finite iff its sum and squared norm are (inf and NaN propagate through a sum). Only a

@@ -4,7 +4,7 @@ Every loader returns raw arrays; :func:`load_data` standardizes them with the tr
 and standard deviation (one pair for all features, so images stay images) and turns them into tensors.
 
 =================  =============================================================================
-``shapeset``       Glorot & Bengio 2010's Shapeset-3x2 from :mod:`initlab.shapeset` (32x32, 9 classes)
+``shapeset``       Glorot & Bengio 2010's Shapeset-3x2 from :mod:`initlab.lab.shapeset` (32x32, 9 classes)
 ``digits``         scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes)
 ``gaussian``       x ~ N(0, I), label = argmax of a fixed random linear teacher (balanced if dim >= classes)
 ``mnist``          the standard IDX files (gzipped or not) read from ``data.root``
@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from initlab import shapeset
 from initlab.errors import UserError
+from initlab.lab import shapeset
 
 
 class DataError(UserError):

@@ -30,7 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from initlab.errors import AbortRun
-from initlab.lifeline import process_alive
+from initlab.sweep.lifeline import process_alive
 
 LOCK_FILE = ".initlab.lock"
 RUN_MARKERS = ("summary.json", ".hydra")  # what a finished run leaves

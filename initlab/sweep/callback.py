@@ -9,7 +9,7 @@ with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things
   CPUs) and turns its tqdm bar off (bars of parallel jobs would garble each other);
 * :class:`SweepCallback` -- a Hydra callback (``hydra.callbacks.sweep_index`` in ``conf/config.yaml``) that
   prints one line per finished job, and when the multirun ends writes the index ``sweep.parquet``
-  (:mod:`initlab.sweep_index`, which also holds ``initlab sweep-index``) and prints a summary line.
+  (:mod:`initlab.sweep.index`, which also holds ``initlab sweep-index``) and prints a summary line.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from initlab import lifeline
 from initlab.errors import one_line_warnings
-from initlab.resume import KEEP_STATUSES, snapshot, was_kept
 from initlab.runs import job_dirs, read_summary
-from initlab.sweep_index import (
+from initlab.sweep import lifeline
+from initlab.sweep.index import (
     INDEX_FILE,
     describe_failures,
     failures,
@@ -35,6 +34,7 @@ from initlab.sweep_index import (
     summary_line,
     write_index,
 )
+from initlab.sweep.resume import KEEP_STATUSES, snapshot, was_kept
 
 # --------------------------------------------------------------------------------------------------
 # Per-job settings under parallel launchers
@@ -111,7 +111,7 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 
     Under a parallel launcher (anything but Hydra's basic one) the job's tqdm bar is turned off; the
     :class:`SweepCallback` prints one line per finished job instead. A job in a process of its own ends with
-    its launcher (:mod:`initlab.lifeline`).
+    its launcher (:mod:`initlab.sweep.lifeline`).
     """
     lifeline.watch()
     one_line_warnings()

@@ -4,7 +4,7 @@ A layer with W_ij ~ (0, σ_w²/n_in), b ~ (0, σ_b²) maps the variance q of its
 to q' = σ_w²·E_z[φ(√q·z)²] + σ_b² (Schoenholz et al. Eq. 3), z ~ N(0, 1). Each expectation is a
 Gauss–Hermite sum (``numpy.polynomial.hermite_e.hermegauss``, exact for polynomials up to degree
 2·NODES−1); φ, φ′ and φ″ come from the torch module of the activation (autograd), so any activation of the
-``act`` group works. :mod:`initlab.theory` chains these maps through a whole net.
+``act`` group works. :mod:`initlab.theory.predict` chains these maps through a whole net.
 
 Depth scales (Schoenholz et al. 2017, Eqs. 4–9), for the hidden-to-hidden σ_w², σ_b² with q* the fixed
 point of the q map:
@@ -78,7 +78,7 @@ class Activation:
 
 def activation(act: DictConfig | dict[str, Any]) -> Activation:
     """The :class:`Activation` of an ``act`` config (the run's own torch module)."""
-    from initlab.models import make_activation
+    from initlab.lab.models import make_activation
 
     return Activation(make_activation(OmegaConf.create(dict(act))))
 

@@ -1,6 +1,6 @@
 """Per-layer probes: what Glorot & Bengio (2010) and Ioffe & Szegedy (2015) measured inside their nets.
 
-The layers of any ``nn.Module`` are found by :mod:`initlab.hooks`: every module with a weight of two or
+The layers of any ``nn.Module`` are found by :mod:`~.hooks`: every module with a weight of two or
 more dimensions, in forward order (for initlab's nets, layer l = 1..depth are the hidden layers and
 depth + 1 the output layer); ``name`` is the module path and ``fan_in``/``fan_out`` are torch's fans
 (C_in·k² for a convolution). At the scheduled steps, for every layer l:
@@ -27,13 +27,13 @@ Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), st
                     symmetry was never broken (zero or constant init).
 ==================  ===========================================================================
 
-Statistics of each (computed by :mod:`initlab.stats`): mean, std, min, max, percentiles p02 p15 p50 p85
+Statistics of each (computed by :mod:`~.stats`): mean, std, min, max, percentiles p02 p15 p50 p85
 p98 (Ioffe & Szegedy's Fig. 1 bands are 15/50/85), ``frac_zero`` (dead ReLU units), ``frac_saturated``
 (``act`` of tanh: |a| > 0.99, sigmoid: a < 0.01 or a > 0.99, softsign: |a| > 0.9; NaN elsewhere), ``n``
 (values), ``n_nonfinite`` (inf/NaN, left out of every other statistic) and ``n_sample``. Up to 8,192
 values every statistic uses every value; above (weight matrices), the moments and extremes still do, while
 the percentiles, fractions and histogram come from a strided sample of about 4,096 values (``n_sample``;
-see :mod:`initlab.stats`).
+see :mod:`initlab.probing.stats`).
 
 Histograms: ``bins`` equal bins over a range fixed per (layer, quantity) for the whole run, so that
 histograms of different steps are comparable (and stack into a heat map): [0, 1] or [-1, 1] for the
@@ -50,12 +50,12 @@ state, batch-norm buffers and gradients restored afterwards, so the training tra
 way (:class:`FixedBatchProbe`). At a probed step the probe takes what its statistics need (the samples,
 and sums and extremes over every value of the large tensors) on the tensors' device and moves it to the
 CPU in one transfer (the first probe needs one more, for the histogram ranges); the statistics of up to
-``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.capture.Captures`): when the
+``BATCH_STEPS`` probed steps are then computed together (:class:`~initlab.probing.capture.Captures`): when the
 batch is full, before the log writes a part (every few seconds), and when the probe closes -- also when
 training stops early, so an interrupted run keeps every probed step (an interrupt while a batch is
 described leaves it pending for :meth:`Probe.close`). The hooks stay registered over a run of
 consecutive probed steps (``probe.every=1``) and are removed before the first unprobed one; copies of
-the model made meanwhile get inert hooks (see :mod:`initlab.hooks`).
+the model made meanwhile get inert hooks (see :mod:`initlab.probing.hooks`).
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from initlab.capture import Captures, layout
-from initlab.hooks import Layer, Tracer
-from initlab.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS
-from initlab.storage import HIST_EDGES_FILE, ProbeLog, write_table
+from initlab.probing.capture import Captures, layout
+from initlab.probing.hooks import Layer, Tracer
+from initlab.probing.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS
+from initlab.runs.write import HIST_EDGES_FILE, ProbeLog, write_table
 
 QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
 BATCH_STEPS = 64  # probed steps whose statistics are computed together (at most)
@@ -156,7 +156,7 @@ class Probe:
 
     @contextmanager
     def capture(self, keep: bool = False) -> Iterator[None]:
-        """While active, forward/backward passes record every layer's tensors (:mod:`initlab.hooks`);
+        """While active, forward/backward passes record every layer's tensors (:mod:`initlab.probing.hooks`);
         ``keep``: leave the hooks on for the next pass (the next step is probed too)."""
         with self.tracer.trace(keep) as captured:
             yield
@@ -231,7 +231,7 @@ class Probe:
         """Capture what the statistics of everything captured for ``step`` need (then forget the tensors).
 
         The statistics themselves are computed for up to ``BATCH_STEPS`` steps at once
-        (:class:`~initlab.capture.Captures`), when the batch is full, before the log writes a part, and at
+        (:class:`~.capture.Captures`), when the batch is full, before the log writes a part, and at
         :meth:`close`: the same numbers as step by step, with a fraction of the calls.
         """
         tensors = self._tensors()

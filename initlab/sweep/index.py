@@ -35,8 +35,8 @@ from typing import Any
 import pandas as pd
 
 from initlab.errors import UserError
-from initlab.lifeline import process_alive
 from initlab.runs import HYDRA_DIR, SUMMARY_FILE, Run, job_dirs, read_summary
+from initlab.sweep.lifeline import process_alive
 
 INDEX_FILE = "sweep.parquet"
 

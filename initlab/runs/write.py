@@ -9,16 +9,16 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
   joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
 * ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
-* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`initlab.theory`), where it applies;
+* ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`~initlab.theory.predict`), if it applies;
 * ``model.pt``        -- with ``train.save_model=true``: the final ``state_dict`` (:func:`save_model`).
 * ``mc_dropout.parquet`` -- with ``train.mc_masks=K``: Monte-Carlo dropout averages against the eval-mode
-  output on the test examples, written once at the end of training (:mod:`initlab.mc_dropout`).
+  output on the test examples, written once at the end of training (:mod:`initlab.lab.mc_dropout`).
 
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
 Ctrl-C, SIGTERM). Memory stays flat, a live run can be read, and even a hard-killed run keeps its flushed
 parts (:func:`initlab.load_run` reads them). ``summary.json`` is replaced atomically (write, then rename);
-:func:`initlab.train.train` is its one writer.
+:func:`initlab.lab.train.train` is its one writer.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ THEORY_FILE = "theory.parquet"
 MODEL_FILE = "model.pt"
 MC_DROPOUT_FILE = "mc_dropout.parquet"
 # Every file a run writes (the list above; Hydra's .hydra/ aside): what a rerun of a job removes first
-# (initlab.resume), so that nothing of an earlier attempt -- e.g. an mc_dropout.parquet of a run with
+# (initlab.sweep.resume), so that nothing of an earlier attempt -- e.g. an mc_dropout.parquet of a run with
 # train.mc_masks > 0 -- outlives it.
 RUN_FILES = (
     METRICS_FILE,

@@ -58,7 +58,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor, nn
 
-from initlab.storage import MC_DROPOUT_FILE, write_table
+from initlab.runs.write import MC_DROPOUT_FILE, write_table
 
 # The dropout modules switched to training mode for the sampled passes (inverted dropout, scaling 1/q).
 DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)

@@ -5,7 +5,7 @@ The loop is plain: sample a batch, forward, loss = cross-entropy + penalties, ba
 seeded: ``torch.manual_seed(seed)`` for the weights and dropout masks, and a separate generator (seeded
 from ``seed`` too) for batch order and augmentation, so probing or evaluating never shifts the training
 trajectory. With ``train.mc_masks=K`` a completed run ends by comparing K dropout masks' average with the
-eval-mode output on the test examples (:mod:`initlab.mc_dropout`, on a forked random state). A NaN/inf loss
+eval-mode output on the test examples (:mod:`~initlab.lab.mc_dropout`, on a forked RNG). A NaN/inf loss
 stops the run with status ``diverged``; Ctrl-C or SIGTERM stops it with status
 ``interrupted``; both keep what was logged.
 """
@@ -32,15 +32,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from initlab.config import ConfigError, validate
-from initlab.data import Dataset, augment, load_data
 from initlab.errors import UserError
-from initlab.inits import initialize
-from initlab.mc_dropout import write_mc_dropout
-from initlab.models import PARAMETER_COUNTS, build_model
-from initlab.optim import make_optimizer, max_norm_, reg_loss
-from initlab.probes import NullProbe, Probe, make_probe
-from initlab.storage import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
-from initlab.theory import write_prediction
+from initlab.lab.data import Dataset, augment, load_data
+from initlab.lab.inits import initialize
+from initlab.lab.mc_dropout import write_mc_dropout
+from initlab.lab.models import PARAMETER_COUNTS, build_model
+from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
+from initlab.probing.probes import NullProbe, Probe, make_probe
+from initlab.runs.write import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
+from initlab.theory.predict import write_prediction
 
 
 def prior_entropy(y: Tensor, n_classes: int) -> float:
@@ -226,9 +226,9 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
 
 
 def data_moments(cfg: DictConfig, data: Dataset) -> tuple[float, tuple[tuple[float, float], ...], float]:
-    """What :func:`initlab.theory.predict` takes from the training set: E[x²] as the net sees it (with added
-    input noise); the distribution of x^b·x^b'/(n·E[x²]) over pairs of the first 256 examples, in 40 bins on
-    [−1, 1] as (bin centre, share); and the spread mean_k (π_k − 1/K)² of the class prior π."""
+    """What :func:`~initlab.theory.predict.predict` needs from the training set: E[x²] as the net sees it
+    (with added input noise); the distribution of x^b·x^b'/(n·E[x²]) over pairs of the first 256 examples, in
+    40 bins on [−1, 1] as (bin centre, share); and the spread mean_k (π_k − 1/K)² of the class prior π."""
     x = data.x_train.double()
     m2 = float(x.pow(2).mean()) + float(cfg.data.augment.get("noise", 0.0)) ** 2
     head = x[:256]
