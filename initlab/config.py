@@ -8,6 +8,7 @@ allowed values in words, so a bad value gives one clear line such as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -16,7 +17,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import UserError
-from initlab.sweep.objective import DIRECTIONS, METRICS
+
+# What a job of ``initlab run`` may return to a sweeper (:mod:`initlab.sweep.objective`): a number of
+# ``summary.json`` and the direction to optimize it in.
+OBJECTIVE_METRICS = ("final_test_accuracy", "final_test_loss", "final_train_accuracy", "final_train_loss")
+OBJECTIVE_DIRECTIONS = ("maximize", "minimize")
 
 
 class ConfigError(UserError):
@@ -72,18 +77,19 @@ def _pair(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, Sequence) and len(v) == 2 and all(check(x) for x in v)
 
 
-def _registry(name: str) -> tuple[Callable[[Any], bool], str]:
-    """Allowed values are the keys of a registry (imported lazily to keep this module light)."""
-    from initlab.lab import data, inits, models, optim
+@functools.cache
+def group_names(group: str) -> tuple[str, ...]:
+    """The ``name`` values that the files ``conf/<group>/*.yaml`` set, sorted: the registry keys of that
+    group in :mod:`initlab.lab` (a parity test keeps the two equal). Files that only refine another option
+    through their defaults list (``kaiming_normal.yaml``) set no name of their own."""
+    names = {OmegaConf.load(path).get("name") for path in (config_dir() / group).glob("*.yaml")}
+    return tuple(sorted(str(name) for name in names if name is not None))
 
-    table = {
-        "init": inits.INITS,
-        "act": models.ACTIVATIONS,
-        "model": models.MODELS,
-        "data": data.LOADERS,
-        "optim": optim.OPTIMIZERS,
-    }[name]
-    return (lambda v: v in table), "one of " + ", ".join(sorted(table))
+
+def _registry(group: str) -> tuple[Callable[[Any], bool], str]:
+    """Allowed values of ``<group>.name``: the names of :func:`group_names`."""
+    names = group_names(group)
+    return (lambda v: v in names), "one of " + ", ".join(names)
 
 
 # (key, predicate, allowed values in words); keys that are absent from the config are skipped.
@@ -145,22 +151,17 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("probe.bins", _int(2), "an integer >= 2"),
     ("probe.fixed_batch", _int(0), "an integer >= 0 (0: probe the training batch)"),
     ("probe.jacobian_examples", _int(1), "an integer >= 1"),
-    ("objective.metric", *_one_of(*METRICS)),
-    ("objective.direction", *_one_of(*DIRECTIONS)),
+    ("objective.metric", *_one_of(*OBJECTIVE_METRICS)),
+    ("objective.direction", *_one_of(*OBJECTIVE_DIRECTIONS)),
 ]
 REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 
 
-def _check_cnn(cfg: DictConfig, data: Any) -> None:
-    """``model=cnn`` needs images and has no layer norm."""
+def _check_cnn(cfg: DictConfig) -> None:
+    """``model=cnn`` has no layer norm (that it needs image data is the training stage's check:
+    :func:`initlab.lab.train.check_model_data`)."""
     if OmegaConf.select(cfg, "model.name") != "cnn":
         return
-    from initlab.lab.data import IMAGE_DATA
-
-    if data is not None and data not in IMAGE_DATA:
-        raise ConfigError(
-            f"model=cnn is not allowed with data={data}: expected an image data set ({', '.join(IMAGE_DATA)})"
-        )
     if OmegaConf.select(cfg, "model.norm") not in (None, "none", "batch"):
         raise ConfigError(
             f"model.norm={OmegaConf.select(cfg, 'model.norm')} is not allowed with model=cnn: "
@@ -185,8 +186,9 @@ def _check_mc_masks(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value that is not allowed.
 
-    The value rules come first: they need nothing heavy, so ``model.depth=0`` is refused before torch is
-    even imported (the registry names need the registries, which import torch).
+    Nothing here imports torch or the training stage: ``model.depth=0`` or ``init.name=foo`` is refused
+    before torch is even imported. The allowed names of the registry groups come from ``conf/<group>/*.yaml``
+    (:func:`group_names`), not from the registries themselves.
     """
     for key, ok, allowed in RULES:
         sentinel = object()
@@ -208,7 +210,7 @@ def validate(cfg: DictConfig) -> None:
         )
     _check_mc_masks(cfg)
     data = OmegaConf.select(cfg, "data.name")
-    _check_cnn(cfg, data)
+    _check_cnn(cfg)
     for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null
         if data in ("gaussian", "shapeset") and OmegaConf.select(cfg, key) is None:
             raise ConfigError(f"{key}=null is not allowed with data={data}: expected an integer >= 1")

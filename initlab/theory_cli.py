@@ -2,9 +2,10 @@
 
 Composes the same config as ``initlab run`` (Hydra's compose API on ``conf/``, experiment presets included)
 and prints, per layer, the fans, σ_w², σ_b² and the predicted step-0 variances of the pre-activations,
-activations and gradients (:mod:`~initlab.theory`), then χ₁, ξ_q, ξ_c, the phase and the trainable depth
-≈ 6·ξ_c. Nothing is trained and no data is loaded: E[x²] = 1 after initlab's standardization (plus the
-variance of ``data.augment.noise``) and the data set's dimensions come from :data:`initlab.lab.data.SHAPES`.
+activations and gradients (:mod:`~initlab.theory`, fed by :mod:`initlab.lab.prediction`), then χ₁, ξ_q,
+ξ_c, the phase and the trainable depth ≈ 6·ξ_c. Nothing is trained and no data is loaded: E[x²] = 1 after
+initlab's standardization (plus the variance of ``data.augment.noise``) and the data set's dimensions come
+from :data:`initlab.lab.data.SHAPES`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from omegaconf import DictConfig
 
 from initlab.config import config_dir, validate
 from initlab.errors import UserError
-from initlab.theory.predict import NotApplicable, predict, prediction_frame
+from initlab.theory.predict import prediction_frame
 
 SCALARS = ("chi_1", "xi_q", "xi_c", "q_star", "c_star", "phase", "trainable_depth")
 
@@ -80,6 +81,7 @@ def _depth(value: float) -> str:
 def main(argv: list[str]) -> int:
     """``initlab theory [--format text|csv] [overrides...]``."""
     from initlab.lab.data import SHAPES
+    from initlab.lab.prediction import NoPrediction, predict
 
     parser = argparse.ArgumentParser(prog="initlab theory", description=__doc__.splitlines()[0])
     parser.add_argument("--format", default="text", help="text (default) or csv (one row per layer)")
@@ -91,7 +93,7 @@ def main(argv: list[str]) -> int:
     n_in, n_out = SHAPES[cfg.data.name](cfg.data)
     try:
         pred = predict(cfg, n_in, n_out)
-    except NotApplicable as exc:
+    except NoPrediction as exc:
         raise UserError(f"no mean-field prediction: {exc}") from None
     table = per_layer(prediction_frame(pred))
     scales = pred.scales.as_dict()

@@ -12,6 +12,7 @@ import pytest
 
 from initlab import cli
 from initlab.claims import evaluate, load_claims
+from initlab.lab.prediction import activation
 from initlab.plots import Options
 from initlab.plots.phase import fig_phase
 from initlab.runs import Run, collect_runs
@@ -20,7 +21,7 @@ from initlab.theory import predict as T
 load_claims()  # every module registers its claims in the usual order (claims.md lists them in that order)
 from initlab.claims import theory as C  # noqa: E402
 
-TANH = T.activation({"name": "tanh"})
+TANH = activation({"name": "tanh"})
 SIGMAS = (1.0, 1.3, 1.76, 2.4, 4.0)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from initlab.lab import prediction as P
 from initlab.lab.inits import initialize
 from initlab.lab.models import build_model
 from initlab.theory import predict as T
@@ -22,7 +23,7 @@ N_SE = 5
 
 
 def phi(name: str, **kw: float) -> T.Activation:
-    return T.activation({"name": name, **kw})
+    return P.activation({"name": name, **kw})
 
 
 @pytest.mark.parametrize("sigma_w2,sigma_b2", [(2.0, 0.0), (1.0, 0.3), (3.0, 0.1)])
@@ -109,7 +110,7 @@ def test_sigma_w2_of_every_scheme(case: str, make_cfg) -> None:
     """σ_w² = n_in·Var[W] from each formula, checked against the weights the scheme actually draws."""
     overrides, expected = SIGMA_W2_CASES[case]
     cfg = make_cfg(*overrides, "model.depth=2", "model.width=32")
-    specs = T.layer_specs(cfg, 64, 10)
+    specs = P.layer_specs(cfg, 64, 10)
     assert [s.sigma_w2 for s in specs] == pytest.approx(expected)
     torch.manual_seed(0)
     model = build_model(64, 10, cfg.model, cfg.act)
@@ -124,11 +125,11 @@ def test_sigma_w2_of_every_scheme(case: str, make_cfg) -> None:
 
 
 def test_not_applicable(make_cfg) -> None:
-    assert "norm" in T.not_applicable(make_cfg("model.norm=batch"))
-    assert "lsuv" in T.not_applicable(make_cfg("init=lsuv"))
-    assert T.not_applicable(make_cfg("init=xavier")) is None
-    with pytest.raises(T.NotApplicable):
-        T.predict(make_cfg("init=constant"), 16, 10)
+    assert "norm" in P.not_applicable(make_cfg("model.norm=batch"))
+    assert "lsuv" in P.not_applicable(make_cfg("init=lsuv"))
+    assert P.not_applicable(make_cfg("init=xavier")) is None
+    with pytest.raises(P.NoPrediction):
+        P.predict(make_cfg("init=constant"), 16, 10)
 
 
 def _measure(cfg, n_in: int, n_out: int, batch: int, seed: int) -> dict[tuple[int, str], np.ndarray]:
@@ -173,7 +174,7 @@ def test_prediction_matches_a_wide_net_at_init(overrides: list[str], make_cfg) -
     5 SE of √(2/(n·L)) for their geometric mean); means match to 5 SE too."""
     n, depth, n_in, n_out, batch = 1024, 8, 256, 10, 200
     cfg = make_cfg(*overrides, f"model.width={n}", f"model.depth={depth}", f"train.batch_size={batch}")
-    pred = T.predict(cfg, n_in, n_out, input_m2=1.0)
+    pred = P.predict(cfg, n_in, n_out, input_m2=1.0)
     want = {(r["layer"], r["quantity"]): r for r in pred.rows}
     got = _measure(cfg, n_in, n_out, batch, seed=0)
     se = math.sqrt(2 / n)
@@ -215,7 +216,7 @@ def test_weight_gradient_over_label_draws(make_cfg) -> None:
     cfg = make_cfg(
         "act=tanh", "init=meanfield", "model.width=256", "model.depth=4", f"train.batch_size={batch}"
     )
-    pred = T.predict(cfg, n_in, n_out, input_m2=1.0)
+    pred = P.predict(cfg, n_in, n_out, input_m2=1.0)
     want = {(r["layer"], r["quantity"]): r for r in pred.rows}
     logs = []
     for seed in range(seeds):
@@ -235,7 +236,7 @@ def test_weight_gradient_over_label_draws(make_cfg) -> None:
 
 def test_prediction_frame_and_summary(make_cfg) -> None:
     cfg = make_cfg("act=relu", "init=kaiming", "model.depth=3", "model.width=8")
-    pred = T.predict(cfg, 16, 10)
+    pred = P.predict(cfg, 16, 10)
     frame = T.prediction_frame(pred)
     counts = frame.groupby("quantity")["layer"].apply(list).to_dict()
     assert counts == {
@@ -282,13 +283,13 @@ def test_theory_command(capsys) -> None:
     assert table["fan_in"].tolist() == [32, 64, 64, 64, 64] and table["fan_out"].tolist()[-1] == 10
     assert table["preact_var"].tolist() == pytest.approx([2, 2, 2, 2, 1])  # q holds; output gain 1
     assert set(table["phase"]) == {"critical"} and table["chi_1"].iloc[0] == pytest.approx(1.0)
-    pred = T.predict(compose_config(args), 32, 10)
+    pred = P.predict(compose_config(args), 32, 10)
     grads = [r["variance"] for r in pred.rows if r["quantity"] == "grad_preact"]
     assert table["grad_preact_var"].tolist() == pytest.approx(grads)
 
     assert main(["theory", "act=tanh", "init=meanfield", "init.sigma_w2=1.3", "init.sigma_b2=0.05"]) == 0
     out = capsys.readouterr().out
-    xi = T.depth_scales(T.activation({"name": "tanh"}), 1.3, 0.05).xi_c
+    xi = T.depth_scales(P.activation({"name": "tanh"}), 1.3, 0.05).xi_c
     assert "phase: ordered" in out and f"xi_c = {xi:.4g}" in out and f"6*xi_c = {6 * xi:.0f}" in out
 
 

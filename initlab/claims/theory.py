@@ -26,10 +26,10 @@ import pandas as pd
 
 from initlab.claims import NotApplicable, cfg, claim
 from initlab.runs import Run
+from initlab.theory import TRAINABLE_XI
 
 N_SE = 5.0
 SCHOENHOLZ = "Schoenholz et al. 2017"
-TRAINABLE_XI = 6.0
 
 
 def preact_ratio_errors(run: Run) -> pd.Series:

@@ -44,29 +44,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from initlab.lab.models import ACTIVATIONS
+
 InitFn = Callable[[torch.Tensor, DictConfig, float], None]
 
 
-# Gains torch's calculate_gain does not know by name.
-GAINS: dict[str, Callable[[DictConfig], float]] = {
-    # He et al. 2015 Eq. 15: ½·(1 + a²)·n·Var[W] = 1 for PReLU with slope a (its initial value, act.init).
-    "prelu": lambda act: nn.init.calculate_gain("leaky_relu", act.get("init", 0.25)),
-}
-
-
 def activation_gain(act: DictConfig) -> float:
-    """The recommended gain of an activation: ``torch.nn.init.calculate_gain`` where defined, else 1.
-
-    torch defines it for linear (1), sigmoid (1), tanh (5/3), relu (√2), leaky_relu (√(2/(1+a²))) and
-    selu (3/4); prelu with initial slope a gets √(2/(1+a²)) (He et al. Eq. 15); softsign, elu, gelu and
-    silu get 1.
+    """The recommended gain of an activation, from its row in :data:`~initlab.lab.models.ACTIVATIONS`:
+    ``torch.nn.init.calculate_gain`` where torch defines it -- linear (1), sigmoid (1), tanh (5/3), relu
+    (√2), leaky_relu (√(2/(1+a²))) and selu (3/4) --, prelu with initial slope a √(2/(1+a²)) (He et al.
+    Eq. 15), and 1 for softsign, elu, gelu and silu.
     """
-    if act.name in GAINS:
-        return GAINS[act.name](act)
-    try:
-        return nn.init.calculate_gain(act.name, act.get("negative_slope", None))
-    except ValueError:
-        return 1.0
+    return ACTIVATIONS[act.name].gain(act)
 
 
 def _zeros(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
@@ -144,6 +133,15 @@ def _lsuv_start(w: torch.Tensor, cfg: DictConfig, gain: float) -> None:
 # A data-driven stage after every layer was filled: (model, its weight layers, training inputs, init config)
 # -> what to record in summary.json.
 DataStage = Callable[[nn.Module, list[nn.Linear], torch.Tensor, DictConfig], dict[str, Any]]
+# n_in·Var[W] of a layer with fans (n_in, n_out) filled with gain g (mean-field theory's σ_w²).
+SigmaW2 = Callable[[DictConfig, float, int, int], float]
+# (σ_b², b̄): variance and mean of the bias of a layer with fan-in n_in.
+BiasMoments = Callable[[DictConfig, int], tuple[float, float]]
+
+
+def _constant_bias(cfg: DictConfig, n_in: int) -> tuple[float, float]:
+    """Every bias equal to ``init.bias``: σ_b² = 0, b̄ = init.bias."""
+    return 0.0, float(cfg.get("bias", 0.0))
 
 
 @dataclass(frozen=True)
@@ -152,12 +150,18 @@ class Scheme:
 
     ``fill`` None leaves torch's own initialization of the layer (weights and bias) alone; ``data_stage``
     runs on training inputs once every layer is filled (LSUV's rescaling); ``bias`` fills the bias (None: the
-    constant ``init.bias``).
+    constant ``init.bias``). ``takes_gain``: the scheme scales by a gain (``init.gain``, null: the
+    activation's). For mean-field theory (:mod:`initlab.theory`): ``sigma_w2`` is n_in·Var[W] from the
+    scheme's formula (None: no variance formula -- weights of nonzero mean, or rescaled on data) and
+    ``bias_moments`` the bias's (σ_b², b̄).
     """
 
     fill: InitFn | None
+    sigma_w2: SigmaW2 | None
     data_stage: DataStage | None = None
     bias: InitFn | None = None  # fills the bias; None: the constant ``init.bias``
+    takes_gain: bool = False
+    bias_moments: BiasMoments = _constant_bias
 
 
 def _lsuv_stage(
@@ -167,17 +171,32 @@ def _lsuv_stage(
 
 
 INITS: dict[str, Scheme] = {
-    "zeros": Scheme(_zeros),
-    "constant": Scheme(_constant),
-    "normal": Scheme(_normal),
-    "standard": Scheme(_standard),
-    "lecun": Scheme(_lecun),
-    "xavier": Scheme(_xavier),
-    "kaiming": Scheme(_kaiming),
-    "orthogonal": Scheme(_orthogonal),
-    "lsuv": Scheme(_lsuv_start, data_stage=_lsuv_stage),
-    "meanfield": Scheme(_meanfield, bias=_meanfield_bias),
-    "torch_default": Scheme(None),  # nn.Linear.reset_parameters() already ran
+    "zeros": Scheme(_zeros, lambda c, g, n_in, n_out: 0.0),
+    "constant": Scheme(_constant, None),
+    "normal": Scheme(_normal, lambda c, g, n_in, n_out: float(c.std) ** 2 * n_in),
+    "standard": Scheme(_standard, lambda c, g, n_in, n_out: 1.0 / 3.0),  # U[±1/√n_in]
+    "lecun": Scheme(_lecun, lambda c, g, n_in, n_out: 1.0),
+    "xavier": Scheme(_xavier, lambda c, g, n_in, n_out: g * g * 2.0 * n_in / (n_in + n_out), takes_gain=True),
+    "kaiming": Scheme(
+        _kaiming,
+        lambda c, g, n_in, n_out: g * g * (1.0 if c.mode == "fan_in" else n_in / n_out),
+        takes_gain=True,
+    ),
+    # E[W²] = g²·min(n_in, n_out)/(n_in·n_out)
+    "orthogonal": Scheme(
+        _orthogonal, lambda c, g, n_in, n_out: g * g * min(n_in, n_out) / n_out, takes_gain=True
+    ),
+    "lsuv": Scheme(_lsuv_start, None, data_stage=_lsuv_stage),
+    "meanfield": Scheme(
+        _meanfield,
+        lambda c, g, n_in, n_out: float(c.sigma_w2),
+        bias=_meanfield_bias,
+        bias_moments=lambda c, n_in: (float(c.sigma_b2), 0.0),
+    ),
+    # nn.Linear.reset_parameters() already ran: kaiming_uniform(a=√5) = U[±1/√n_in], bias U[±1/√n_in] too
+    "torch_default": Scheme(
+        None, lambda c, g, n_in, n_out: 1.0 / 3.0, bias_moments=lambda c, n_in: (1.0 / (3.0 * n_in), 0.0)
+    ),
 }
 
 
@@ -200,26 +219,19 @@ def init_linear(layer: nn.Linear, cfg: DictConfig, act: DictConfig) -> None:
             nn.init.constant_(layer.bias, cfg.get("bias", 0.0))
 
 
-# Activations with a known fixed point of the layer-to-layer variance map that a gain other than 1 breaks.
-FIXED_POINTS: dict[str, str] = {
-    "selu": "SELU's self-normalizing fixed point (mean 0, variance 1; Klambauer et al. 2017) needs "
-    "n·Var[W] = 1, i.e. gain 1",
-}
-
-
 def gain_note(cfg: DictConfig, act: DictConfig) -> str | None:
     """A one-line note when the effective gain breaks a known fixed point of ``act`` (else None).
 
     torch's ``calculate_gain("selu")`` is 3/4, so ``init=kaiming act=selu`` (gain null) gives
     n·Var[W] = 9/16 and the variance shrinks layer after layer instead of staying at 1.
     """
-    if act.name not in FIXED_POINTS or cfg.name not in ("xavier", "kaiming", "orthogonal"):
+    fixed_point = ACTIVATIONS[act.name].fixed_point
+    if fixed_point is None or not INITS[cfg.name].takes_gain:
         return None
-    gain = cfg.get("gain", None)
-    gain = activation_gain(act) if gain is None else float(gain)
+    gain = layer_gain(cfg, act)
     if math.isclose(gain, 1.0):
         return None
-    return f"initlab: note: init.gain={gain:.4g} with act={act.name}: {FIXED_POINTS[act.name]}"
+    return f"initlab: note: init.gain={gain:.4g} with act={act.name}: {fixed_point}"
 
 
 def init_model(linears: Iterable[nn.Linear], cfg: DictConfig, act: DictConfig) -> None:

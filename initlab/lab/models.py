@@ -29,27 +29,64 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-# name -> (config, units or channels) -> module
-ACTIVATIONS: dict[str, Callable[[DictConfig, int], nn.Module]] = {
-    "relu": lambda cfg, n: nn.ReLU(),
-    "leaky_relu": lambda cfg, n: nn.LeakyReLU(cfg.get("negative_slope", 0.01)),
-    # He et al. 2015 Eq. 1: f(y_i) = max(0, y_i) + a_i·min(0, y_i), a learned slope a_i per unit/channel.
-    "prelu": lambda cfg, n: nn.PReLU(n, init=cfg.get("init", 0.25)),
-    "tanh": lambda cfg, n: nn.Tanh(),
-    "sigmoid": lambda cfg, n: nn.Sigmoid(),
-    "softsign": lambda cfg, n: nn.Softsign(),
-    "elu": lambda cfg, n: nn.ELU(),
-    "selu": lambda cfg, n: nn.SELU(),
-    "gelu": lambda cfg, n: nn.GELU(),
-    "silu": lambda cfg, n: nn.SiLU(),
-    "linear": lambda cfg, n: nn.Identity(),
+
+def _torch_gain(name: str, param: str | None = None, default: float = 0.0) -> Callable[[DictConfig], float]:
+    """The gain ``torch.nn.init.calculate_gain(name, act[param])``."""
+    return lambda act: nn.init.calculate_gain(name, act.get(param, default) if param else None)
+
+
+def _unit_gain(act: DictConfig) -> float:
+    return 1.0
+
+
+@dataclass(frozen=True)
+class Act:
+    """One activation of the ``act`` group and its facts.
+
+    ``build`` makes the module for a layer of ``units`` units (channels); ``gain`` is the recommended gain
+    of the layer it follows (``init.gain=null``: what :mod:`~initlab.lab.inits` uses, He et al. 2015's
+    derivation; 1 where torch's ``calculate_gain`` defines none); ``fixed_point`` names a fixed point of
+    the layer-to-layer variance map that a gain other than 1 breaks (a note is printed).
+    """
+
+    build: Callable[[DictConfig, int], nn.Module]
+    gain: Callable[[DictConfig], float] = _unit_gain
+    fixed_point: str | None = None
+
+
+ACTIVATIONS: dict[str, Act] = {
+    "relu": Act(lambda cfg, n: nn.ReLU(), _torch_gain("relu")),  # √2
+    "leaky_relu": Act(
+        lambda cfg, n: nn.LeakyReLU(cfg.get("negative_slope", 0.01)),
+        _torch_gain("leaky_relu", "negative_slope", 0.01),  # √(2/(1+a²))
+    ),
+    # He et al. 2015 Eq. 1: f(y_i) = max(0, y_i) + a_i·min(0, y_i), a learned slope a_i per unit/channel;
+    # their Eq. 15: ½·(1 + a²)·n·Var[W] = 1, the leaky ReLU's gain at the initial slope a (act.init).
+    "prelu": Act(
+        lambda cfg, n: nn.PReLU(n, init=cfg.get("init", 0.25)), _torch_gain("leaky_relu", "init", 0.25)
+    ),
+    "tanh": Act(lambda cfg, n: nn.Tanh(), _torch_gain("tanh")),  # 5/3
+    "sigmoid": Act(lambda cfg, n: nn.Sigmoid()),
+    "softsign": Act(lambda cfg, n: nn.Softsign()),
+    "elu": Act(lambda cfg, n: nn.ELU()),
+    # torch's calculate_gain("selu") is 3/4, which breaks SELU's own fixed point.
+    "selu": Act(
+        lambda cfg, n: nn.SELU(),
+        _torch_gain("selu"),
+        "SELU's self-normalizing fixed point (mean 0, variance 1; Klambauer et al. 2017) needs "
+        "n·Var[W] = 1, i.e. gain 1",
+    ),
+    "gelu": Act(lambda cfg, n: nn.GELU()),
+    "silu": Act(lambda cfg, n: nn.SiLU()),
+    "linear": Act(lambda cfg, n: nn.Identity()),
 }
 
-NORMS: dict[str, Callable[[int, DictConfig], nn.Module]] = {
+MLP_NORMS: dict[str, Callable[[int, DictConfig], nn.Module]] = {
     "batch": lambda width, cfg: nn.BatchNorm1d(width, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
     "layer": lambda width, cfg: nn.LayerNorm(width, eps=cfg.bn_eps),
 }
@@ -60,7 +97,7 @@ CONV_NORMS: dict[str, Callable[[int, DictConfig], nn.Module]] = {
 
 def make_activation(cfg: DictConfig, units: int = 1) -> nn.Module:
     """The activation module named ``cfg.name`` for a layer of ``units`` units (channels)."""
-    return ACTIVATIONS[cfg.name](cfg, units)
+    return ACTIVATIONS[cfg.name].build(cfg, units)
 
 
 def _block(
@@ -81,7 +118,7 @@ def _block(
 
 def make_block(n_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
     """One hidden layer of the MLP: linear, optional norm, activation, optional dropout."""
-    return _block("linear", nn.Linear(n_in, cfg.width, bias=cfg.bias), cfg.width, NORMS, cfg, act)
+    return _block("linear", nn.Linear(n_in, cfg.width, bias=cfg.bias), cfg.width, MLP_NORMS, cfg, act)
 
 
 def make_conv_block(c_in: int, cfg: DictConfig, act: DictConfig) -> nn.Sequential:
@@ -155,12 +192,25 @@ def cnn_parameters(input_shape: Sequence[int], n_out: int, cfg: DictConfig) -> i
     return convs + cfg.channels * n_out + (n_out if cfg.bias else 0) + extra
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": CNN}
-PARAMETER_COUNTS: dict[str, Callable[..., int]] = {"mlp": mlp_parameters, "cnn": cnn_parameters}
+@dataclass(frozen=True)
+class Model:
+    """One model of the ``model`` group: its class, its parameter count from the config alone, the key that
+    sets its size (``width`` or ``channels``) and whether it needs image data (a shape C x H x W)."""
+
+    build: Callable[..., nn.Module]
+    parameters: Callable[..., int]
+    size_key: str
+    needs_images: bool = False
+
+
+MODELS: dict[str, Model] = {
+    "mlp": Model(MLP, mlp_parameters, "width"),
+    "cnn": Model(CNN, cnn_parameters, "channels", needs_images=True),
+}
 
 
 def build_model(
     input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig
 ) -> nn.Module:
     """The model named ``cfg.name`` for inputs of ``input_shape`` (features, or C x H x W for ``cnn``)."""
-    return MODELS[cfg.name](input_shape, n_out, cfg, act)
+    return MODELS[cfg.name].build(input_shape, n_out, cfg, act)

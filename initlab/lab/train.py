@@ -33,14 +33,14 @@ from tqdm.auto import tqdm
 
 from initlab.config import ConfigError, validate
 from initlab.errors import UserError
-from initlab.lab.data import Dataset, augment, load_data
+from initlab.lab.data import IMAGE_DATA, Dataset, augment, load_data
 from initlab.lab.inits import initialize
 from initlab.lab.mc_dropout import write_mc_dropout
-from initlab.lab.models import PARAMETER_COUNTS, build_model
+from initlab.lab.models import MODELS, build_model
 from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
+from initlab.lab.prediction import write_prediction
 from initlab.probing.probes import NullProbe, Probe, make_probe
 from initlab.runs.write import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
-from initlab.theory.predict import write_prediction
 
 
 def prior_entropy(y: Tensor, n_classes: int) -> float:
@@ -165,6 +165,7 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
     try:
         with sigterm_as_interrupt():
             validate(cfg)
+            check_model_data(cfg)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / SUMMARY_FILE, summary)
             device = resolve_device(cfg.device)
@@ -256,14 +257,25 @@ def memory_bytes(device: torch.device) -> int | None:
         return None
 
 
+def check_model_data(cfg: DictConfig) -> None:
+    """ConfigError for a model that needs images (``model=cnn``) on a data set that has none; before any
+    data is loaded (which data sets are images: :data:`~initlab.lab.data.IMAGE_DATA`)."""
+    data = cfg.data.name
+    if MODELS[cfg.model.name].needs_images and data not in IMAGE_DATA:
+        raise ConfigError(
+            f"model={cfg.model.name} is not allowed with data={data}: "
+            f"expected an image data set ({', '.join(IMAGE_DATA)})"
+        )
+
+
 def check_model_fits(
     input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, device: torch.device
 ) -> None:
     """ConfigError if the model's parameters alone (× ``BYTES_PER_PARAMETER``) exceed the device's memory."""
-    count = PARAMETER_COUNTS[cfg.name](input_shape, n_out, cfg)
+    count = MODELS[cfg.name].parameters(input_shape, n_out, cfg)
     need, have = count * BYTES_PER_PARAMETER, memory_bytes(device)
     if have is not None and need > have:
-        size = "channels" if cfg.name == "cnn" else "width"
+        size = MODELS[cfg.name].size_key
         raise ConfigError(
             f"model.{size}={cfg[size]} model.depth={cfg.depth} is not allowed: {count:.3g} parameters need "
             f"about {need / 1e9:.3g} GB to train, this {device.type} has {have / 1e9:.3g} GB; "

@@ -16,8 +16,7 @@ import pandas as pd
 
 from initlab.plots.common import Options, Output, Skip, caption, new_figure, styled, suptitle
 from initlab.runs import Run
-
-TRAINABLE_XI = 6.0
+from initlab.theory import TRAINABLE_XI
 
 
 def phase_grid(runs: list[Run]) -> pd.DataFrame:

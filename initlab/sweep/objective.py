@@ -23,9 +23,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-METRICS = ("final_test_accuracy", "final_test_loss", "final_train_accuracy", "final_train_loss")
-DIRECTIONS = ("maximize", "minimize")
-WORST = {"maximize": -math.inf, "minimize": math.inf}
+from initlab.config import OBJECTIVE_DIRECTIONS as DIRECTIONS
+from initlab.config import OBJECTIVE_METRICS as METRICS
+
+WORST = {"maximize": -math.inf, "minimize": math.inf}  # one value per direction of DIRECTIONS
 SWEEPER_PLUGINS = {"optuna": "hydra_plugins.hydra_optuna_sweeper", "ax": "hydra_plugins.hydra_ax_sweeper"}
 SWEEPER_EXTRAS = {"optuna": "initlab[optuna]", "ax": "hydra-ax-sweeper"}
 

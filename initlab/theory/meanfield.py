@@ -3,8 +3,8 @@
 A layer with W_ij ~ (0, σ_w²/n_in), b ~ (0, σ_b²) maps the variance q of its Gaussian input pre-activations
 to q' = σ_w²·E_z[φ(√q·z)²] + σ_b² (Schoenholz et al. Eq. 3), z ~ N(0, 1). Each expectation is a
 Gauss–Hermite sum (``numpy.polynomial.hermite_e.hermegauss``, exact for polynomials up to degree
-2·NODES−1); φ, φ′ and φ″ come from the torch module of the activation (autograd), so any activation of the
-``act`` group works. :mod:`initlab.theory.predict` chains these maps through a whole net.
+2·NODES−1); φ, φ′ and φ″ come from a torch activation module handed in (:class:`Activation`, autograd),
+so any activation works. :mod:`initlab.theory.predict` chains these maps through a whole net.
 
 Depth scales (Schoenholz et al. 2017, Eqs. 4–9), for the hidden-to-hidden σ_w², σ_b² with q* the fixed
 point of the q map:
@@ -13,9 +13,6 @@ point of the q map:
     ξ_q⁻¹ = −ln(χ₁ + σ_w²·E[φ″(√q*·z)·φ(√q*·z)])     (Eq. 5)
     c^l = (σ_w²·E[φ(u₁)φ(u₂)] + σ_b²)/q*,  u₁ = √q*·z₁,  u₂ = √q*·(c^(l−1)·z₁ + √(1−(c^(l−1))²)·z₂)   (Eq. 4)
     χ_c = σ_w²·E[φ′(u₁)φ′(u₂)] at the fixed point c*  (= χ₁ when c* = 1),   ξ_c = −1/ln χ_c   (Eqs. 7–9)
-
-ξ_c diverges at χ₁ = 1; nets deeper than about 6·ξ_c do not train (Schoenholz et al., Fig. 5). Phase:
-``ordered`` when χ₁ < 1 − CRITICAL_BAND, ``chaotic`` when χ₁ > 1 + CRITICAL_BAND, else ``critical``.
 
 ξ_c diverges at χ₁ = 1; nets deeper than about 6·ξ_c do not train (Schoenholz et al., Fig. 5). Phase:
 ``ordered`` when χ₁ < 1 − CRITICAL_BAND, ``chaotic`` when χ₁ > 1 + CRITICAL_BAND, else ``critical``.
@@ -31,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.polynomial.hermite_e import hermegauss
-from omegaconf import DictConfig, OmegaConf
+
+from initlab.theory import TRAINABLE_XI
 
 # Even node counts: no node at z = 0, where ReLU's derivative is ambiguous. Kinks (SELU's at 0) converge
 # slowly: 256 nodes give E[selu(z)²] = 1 to 2e-5.
@@ -39,7 +37,6 @@ NODES = 256
 NODES_2D = 48  # per axis, for the correlation map
 CRITICAL_BAND = 0.01  # |χ₁ − 1| below this is "critical" (ξ_c > ~100 layers)
 MAX_ITER = 5000
-TRAINABLE_XI = 6.0  # Schoenholz et al.: trainable depth ≈ 6·ξ_c
 
 _z, _w = hermegauss(NODES)
 _w = _w / math.sqrt(2 * math.pi)  # weights of E over N(0, 1)
@@ -74,13 +71,6 @@ class Activation:
 
     def d2phi(self, x: np.ndarray) -> np.ndarray:
         return self._derivative(x, 2)
-
-
-def activation(act: DictConfig | dict[str, Any]) -> Activation:
-    """The :class:`Activation` of an ``act`` config (the run's own torch module)."""
-    from initlab.lab.models import make_activation
-
-    return Activation(make_activation(OmegaConf.create(dict(act))))
 
 
 def gauss(f: Callable[[np.ndarray], np.ndarray], var: float, mean: float = 0.0) -> float:

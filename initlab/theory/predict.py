@@ -26,27 +26,26 @@ B(B−1)·E[δ^b·δ^b']·E[a^b·a^b'] over pairs of examples, which the correla
 
 The depth scales χ₁, ξ_q, ξ_c and the phase of the hidden layers come from :mod:`initlab.theory.meanfield`.
 
-The σ_w² of an init scheme is n_in·Var[W] from its formula and the layer's fans (:data:`SIGMA_W2`), so a
-Xavier net whose first layer is 1024 → 256 has a different σ_w² there than in its 256 → 256 layers.
+This module takes the layers as :class:`LayerSpec` (fans, σ_w² = n_in·Var[W], bias moments) and φ as an
+:class:`~initlab.theory.meanfield.Activation`; it knows no config. A run's config becomes those numbers in
+:mod:`initlab.lab.prediction` (σ_w² from the init scheme's formula and the layer's fans, so a Xavier net
+whose first layer is 1024 → 256 has a different σ_w² there than in its 256 → 256 layers).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from initlab.theory.meanfield import (  # noqa: F401 - the single-layer maps are part of this module's API
     CRITICAL_BAND,
     TRAINABLE_XI,
     Activation,
     DepthScales,
-    activation,
     c_map,
     c_star,
     chi_1,
@@ -167,99 +166,6 @@ def _row(layer: int, quantity: str, mean: float, variance: float) -> dict[str, A
     return {"layer": layer, "quantity": quantity, "mean": mean, "variance": float(variance)}
 
 
-# -- from a run's config -----------------------------------------------------------------------------------
-# n_in·Var[W] of each init scheme for a layer with fans (n_in, n_out) and gain g (the gain the scheme uses for
-# that layer, see :func:`~initlab.lab.inits.layer_gain`). Those missing here (``constant``: weights of nonzero
-# mean; ``lsuv``: rescaled on data) have no mean-field prediction.
-SigmaW2 = Callable[[DictConfig, float, int, int], float]
-SIGMA_W2: dict[str, SigmaW2] = {
-    "zeros": lambda c, g, n_in, n_out: 0.0,
-    "normal": lambda c, g, n_in, n_out: float(c.std) ** 2 * n_in,
-    "standard": lambda c, g, n_in, n_out: 1.0 / 3.0,  # U[±1/√n_in]
-    "torch_default": lambda c, g, n_in, n_out: 1.0 / 3.0,  # kaiming_uniform(a=√5) = U[±1/√n_in]
-    "lecun": lambda c, g, n_in, n_out: 1.0,
-    "xavier": lambda c, g, n_in, n_out: g * g * 2.0 * n_in / (n_in + n_out),
-    "kaiming": lambda c, g, n_in, n_out: g * g * (1.0 if c.mode == "fan_in" else n_in / n_out),
-    "orthogonal": lambda c, g, n_in, n_out: g * g * min(n_in, n_out) / n_out,  # E[W²] = g²·min/(n_in·n_out)
-    "meanfield": lambda c, g, n_in, n_out: float(c.sigma_w2),
-}
-# (σ_b², b̄) of the bias; every other scheme sets the constant ``init.bias``.
-BIAS: dict[str, Callable[[DictConfig, int], tuple[float, float]]] = {
-    "torch_default": lambda c, n_in: (1.0 / (3.0 * n_in), 0.0),  # U[±1/√n_in]
-    "meanfield": lambda c, n_in: (float(c.sigma_b2), 0.0),
-}
-
-
-class NotApplicable(ValueError):
-    """The mean-field prediction does not apply to this config (the message says why)."""
-
-
-def not_applicable(cfg: DictConfig) -> str | None:
-    """Why the theory does not apply to a config, or None when it does."""
-    if cfg.model.name != "mlp":
-        return f"model={cfg.model.name}: the prediction covers fully-connected nets (mlp) only"
-    if cfg.model.get("norm", "none") != "none":
-        return f"model.norm={cfg.model.norm}: normalization layers are outside the mean-field recursion"
-    if cfg.init.name not in SIGMA_W2:
-        return f"init={cfg.init.name}: no variance formula (weights of nonzero mean or rescaled on data)"
-    return None
-
-
-def layer_specs(cfg: DictConfig, n_in: int, n_out: int) -> list[LayerSpec]:
-    """The weight layers of the config's MLP with the σ_w², σ_b² its init scheme gives each of them."""
-    from initlab.lab.inits import layer_gain
-
-    m = cfg.model
-    widths = [n_in] + [int(m.width)] * int(m.depth) + [n_out]
-    hidden_keep = 1.0 / (1.0 - float(m.get("dropout", 0.0)))
-    specs = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        after = cfg.act if i < m.depth else OmegaConf.create({"name": "linear"})
-        gain = layer_gain(cfg.init, after)
-        bias = BIAS.get(cfg.init.name, lambda c, n: (0.0, float(c.get("bias", 0.0))))
-        sigma_b2, bias_mean = bias(cfg.init, a)
-        if not m.get("bias", True):
-            sigma_b2, bias_mean = 0.0, 0.0
-        keep = 1.0 / (1.0 - float(m.get("input_dropout", 0.0))) if i == 0 else hidden_keep
-        sigma_w2 = SIGMA_W2[cfg.init.name](cfg.init, gain, a, b)
-        specs.append(LayerSpec(a, b, sigma_w2, sigma_b2, bias_mean, keep))
-    return specs
-
-
-def input_second_moment(cfg: DictConfig) -> float:
-    """E[x²] of the training inputs: 1 after initlab's standardization, plus augment.noise² of added noise."""
-    return 1.0 + float(cfg.data.get("augment", {}).get("noise", 0.0)) ** 2
-
-
-def probed_batch(cfg: DictConfig) -> int:
-    """The number of examples whose mean loss the step-0 probe differentiates."""
-    return int(cfg.probe.get("fixed_batch", 0) or cfg.train.batch_size)
-
-
-def predict(
-    cfg: DictConfig,
-    n_in: int,
-    n_out: int,
-    input_m2: float | None = None,
-    input_corrs: tuple[tuple[float, float], ...] = ((0.0, 1.0),),
-    label_spread: float = 0.0,
-) -> NetPrediction:
-    """The step-0 prediction for a run's config (NotApplicable when the theory does not cover it).
-
-    ``input_m2`` = E[x²] (None: :func:`input_second_moment`); ``input_corrs`` = the distribution of
-    x^b·x^b'/(n·E[x²]) over pairs of different examples as (value, share) pairs (default: all 0, independent
-    zero-mean features); ``label_spread`` = mean_k (π_k − 1/K)² of the class prior π (0 for balanced
-    classes). The last two only enter the weight gradients: Σ_b δ^b·a^b adds up over correlated examples.
-    """
-    reason = not_applicable(cfg)
-    if reason:
-        raise NotApplicable(reason)
-    m2 = input_second_moment(cfg) if input_m2 is None else input_m2
-    return NetPrediction(
-        layer_specs(cfg, n_in, n_out), activation(cfg.act), m2, probed_batch(cfg), input_corrs, label_spread
-    )
-
-
 def prediction_frame(pred: NetPrediction) -> Any:
     """One row per (layer, quantity): layer, quantity, fan_in, fan_out, sigma_w2, sigma_b2, mean, variance."""
     import pandas as pd
@@ -268,31 +174,6 @@ def prediction_frame(pred: NetPrediction) -> Any:
     spec = pd.DataFrame([{"layer": i, **s.__dict__} for i, s in enumerate(pred.layers, start=1)])
     frame = frame.merge(spec[["layer", "fan_in", "fan_out", "sigma_w2", "sigma_b2"]], on="layer")
     return frame.sort_values(["quantity", "layer"], kind="stable").reset_index(drop=True)
-
-
-def write_prediction(
-    cfg: DictConfig, n_in: int, n_out: int, data_moments: tuple[Any, ...], run_dir: Any
-) -> dict[str, Any]:
-    """Write ``theory.parquet`` into a run directory; returns the fields for ``summary.json``.
-
-    ``data_moments``: E[x²], the distribution of the correlation of two examples' inputs and the label
-    spread, measured on the training set (see :func:`predict`).
-    """
-    from pathlib import Path
-
-    from initlab.runs.write import THEORY_FILE
-
-    path = Path(run_dir) / THEORY_FILE
-    path.unlink(missing_ok=True)  # a stale prediction of an earlier attempt in this directory
-    try:
-        pred = predict(cfg, n_in, n_out, *data_moments)
-        scales = summary_fields(pred)
-    except NotApplicable as exc:
-        return {"theory_skipped": str(exc)}
-    except (ArithmeticError, ValueError) as exc:  # a numerical failure must not stop the training run
-        return {"theory_skipped": f"prediction failed ({type(exc).__name__}: {exc})"}
-    prediction_frame(pred).assign(step=0).to_parquet(path, index=False)
-    return scales
 
 
 def summary_fields(pred: NetPrediction) -> dict[str, Any]:
