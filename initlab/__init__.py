@@ -8,8 +8,8 @@ Python API (for notebooks and scripts):
 * :func:`load_sweep` gives one row per run of a sweep directory;
 * :func:`probe` attaches the probes to any ``nn.Module`` in your own training loop and writes a run
   directory;
-* :func:`draw` and the ``draw_*`` functions of :mod:`initlab.plots.drawing` draw each figure of
-  ``initlab plot`` into a Matplotlib Figure or Axes.
+* :func:`draw` (:mod:`initlab.plots.figures`) and the ``draw_*`` functions of :mod:`initlab.plots.drawing`
+  draw each figure of ``initlab plot`` into a Matplotlib Figure or Axes.
 
 Training and plotting are imported on first use, so ``import initlab`` stays light.
 """
@@ -27,7 +27,7 @@ _LAZY = {
     "run": "initlab.api",
     "load_sweep": "initlab.api",
     "probe": "initlab.probing.loop",
-    "draw": "initlab.plots.drawing",
+    "draw": "initlab.plots.figures",
     "draw_hist": "initlab.plots.drawing",
     "draw_stats": "initlab.plots.drawing",
     "draw_percentiles": "initlab.plots.drawing",

@@ -5,7 +5,7 @@ and prints, per layer, the fans, σ_w², σ_b² and the predicted step-0 varianc
 activations and gradients (:mod:`~initlab.theory`, fed by :mod:`initlab.lab.prediction`), then χ₁, ξ_q,
 ξ_c, the phase and the trainable depth ≈ 6·ξ_c. Nothing is trained and no data is loaded: E[x²] = 1 after
 initlab's standardization (plus the variance of ``data.augment.noise``) and the data set's dimensions come
-from :data:`initlab.lab.data.SHAPES`.
+from :data:`initlab.lab.data.SOURCES`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _depth(value: float) -> str:
 
 def main(argv: list[str]) -> int:
     """``initlab theory [--format text|csv] [overrides...]``."""
-    from initlab.lab.data import SHAPES
+    from initlab.lab.data import SOURCES
     from initlab.lab.prediction import NoPrediction, predict
 
     parser = argparse.ArgumentParser(prog="initlab theory", description=__doc__.splitlines()[0])
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
     if args.format not in ("text", "csv"):
         raise UserError(f"--format {args.format!r} is not allowed: expected text or csv")
     cfg = compose_config(args.overrides)
-    n_in, n_out = SHAPES[cfg.data.name](cfg.data)
+    n_in, n_out = SOURCES[cfg.data.name].shape(cfg.data)
     try:
         pred = predict(cfg, n_in, n_out)
     except NoPrediction as exc:

@@ -186,7 +186,7 @@ def _check_file(path: Path) -> None:
 def test_help_lists_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
     assert P.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name, (_, description) in P.FIGURES.items():
+    for name, description in ((n, f.description) for n, f in P.FIGURES.items()):
         assert f"{name}  " in out and description in out
 
 
@@ -223,7 +223,7 @@ NEEDS_MC_MASKS = ("mc_dropout",)  # drawn from runs with train.mc_masks: tests/t
 @pytest.mark.parametrize("name", [n for n in P.FIGURES if n not in NEEDS_A_GRID + NEEDS_MC_MASKS])
 def test_each_figure_from_real_runs(name: str, sweep_runs: list[RunData]) -> None:
     opts = P.Options()
-    outputs = P.FIGURES[name][0](sweep_runs, opts)
+    outputs = P.FIGURES[name].make(sweep_runs, opts)
     assert outputs and not opts.notes
     for stem, item in outputs:
         if isinstance(item, str):
@@ -255,7 +255,7 @@ def test_real_diverged_run_is_drawn_and_marked(real: dict[str, Path], sweep_runs
     markers = [line for line in fig.axes[0].get_lines() if line.get_marker() == "X"]
     assert markers and all(np.isfinite(m.get_ydata()).all() for m in markers)
     for name in ("hist", "stats", "depth", "table"):
-        assert P.FIGURES[name][0](runs, P.Options(steps=[0, "last"]))
+        assert P.FIGURES[name].make(runs, P.Options(steps=[0, "last"]))
 
 
 # --------------------------------------------------------------------------- known numbers

@@ -193,9 +193,6 @@ def load_gaussian(cfg: DictConfig) -> Loaded:
     return (x[:n], y[:n], x[n:], y[n:]), cfg.n_classes, None
 
 
-# The loaders that return images (``model=cnn`` needs one of them).
-IMAGE_DATA = ("cifar10", "digits", "fashion_mnist", "mnist", "shapeset")
-
 MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -348,28 +345,31 @@ def load_cifar10(cfg: DictConfig) -> Loaded:
     return (x_tr[:n_tr], y_tr[:n_tr], x_te[:n_te], y_te[:n_te]), 10, CIFAR10_SHAPE
 
 
-LOADERS: dict[str, Callable[[DictConfig], Loaded]] = {
-    "shapeset": load_shapeset,
-    "digits": load_digits,
-    "gaussian": load_gaussian,
-    "mnist": load_mnist,
-    "fashion_mnist": load_fashion_mnist,
-    "cifar10": load_cifar10,
-}
+@dataclass(frozen=True)
+class Source:
+    """One data set of the ``data`` group: its loader, its (n_features, n_classes) read off the config
+    without loading anything (what ``initlab theory`` needs), and whether it holds images (``model=cnn``
+    needs images)."""
+
+    load: Callable[[DictConfig], Loaded]
+    shape: Callable[[DictConfig], tuple[int, int]]
+    image: bool
 
 
-# (n_features, n_classes) of each data set without loading it (what ``initlab theory`` needs)
-SHAPES: dict[str, Callable[[DictConfig], tuple[int, int]]] = {
-    "shapeset": lambda cfg: (32 * 32, shapeset.N_CLASSES),
-    "digits": lambda cfg: (8 * 8, 10),
-    "gaussian": lambda cfg: (int(cfg.dim), int(cfg.n_classes)),
-    "mnist": lambda cfg: (28 * 28, 10),
+SOURCES: dict[str, Source] = {
+    "shapeset": Source(load_shapeset, lambda cfg: (32 * 32, shapeset.N_CLASSES), image=True),
+    "digits": Source(load_digits, lambda cfg: (8 * 8, 10), image=True),
+    "gaussian": Source(load_gaussian, lambda cfg: (int(cfg.dim), int(cfg.n_classes)), image=False),
+    "mnist": Source(load_mnist, lambda cfg: (28 * 28, 10), image=True),
+    "fashion_mnist": Source(load_fashion_mnist, lambda cfg: (28 * 28, 10), image=True),
+    "cifar10": Source(load_cifar10, lambda cfg: (math.prod(CIFAR10_SHAPE), 10), image=True),
 }
+IMAGE_DATA = tuple(sorted(name for name, source in SOURCES.items() if source.image))
 
 
 def load_data(cfg: DictConfig, device: torch.device | str = "cpu") -> Dataset:
     """Load the data set ``cfg.name``, standardize with the train split's scalar mean/std, move to device."""
-    (x_tr, y_tr, x_te, y_te), n_classes, image_shape = LOADERS[cfg.name](cfg)
+    (x_tr, y_tr, x_te, y_te), n_classes, image_shape = SOURCES[cfg.name].load(cfg)
     mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
 
     def tensor(a: np.ndarray) -> torch.Tensor:

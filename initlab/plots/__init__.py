@@ -13,21 +13,20 @@ One module per family of figures -- :mod:`~initlab.plots.hist`, :mod:`~initlab.p
 ``percentiles``), :mod:`~initlab.plots.curves` (``curves``, ``table``), :mod:`~initlab.plots.depth`,
 :mod:`~initlab.plots.heatmap`, :mod:`~initlab.plots.phase`, :mod:`~initlab.plots.weights`,
 :mod:`~initlab.plots.mc` (``mc_dropout``) -- on top of :mod:`~initlab.plots.style` (the look) and
-:mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.command` is the command and
-holds :data:`FIGURES`; :mod:`~initlab.plots.drawing` offers each figure as a function that draws into a given
-Matplotlib Figure or Axes (for notebooks). Runs are read through :mod:`initlab.runs` only.
+:mod:`~initlab.plots.common` (what the figures share); :mod:`~initlab.plots.figures` holds the registry
+:data:`FIGURES` (one row per figure); :mod:`~initlab.plots.command` is the command;
+:mod:`~initlab.plots.drawing` offers each figure as a function that draws into a given Matplotlib Figure or
+Axes (for notebooks). Runs are read through :mod:`initlab.runs` only.
 
 Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot): nothing is shown,
 nothing global has to be closed, and importing this package does not change a notebook's backend.
 """
 
-from initlab.plots.command import FIGURES, main, write_index
+from initlab.plots.command import main, write_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import DEPTH_QUANTITIES, fig_depth
 from initlab.plots.drawing import (
-    DRAW,
-    draw,
     draw_curves,
     draw_depth,
     draw_heatmap,
@@ -38,6 +37,7 @@ from initlab.plots.drawing import (
     draw_stats,
     draw_weights,
 )
+from initlab.plots.figures import DRAW, FIGURES, draw
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import HIST_QUANTITIES, fig_hist
 from initlab.plots.mc import fig_mc_dropout

@@ -1,4 +1,5 @@
-"""The ``initlab plot`` command: the registry of figures, argument parsing, writing files and ``index.md``."""
+"""The ``initlab plot`` command: argument parsing, writing files and ``index.md`` (the figures: the rows of
+:data:`initlab.plots.figures.FIGURES`)."""
 
 from __future__ import annotations
 
@@ -12,36 +13,18 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from initlab.plots.common import FigureFunction, Options, Skip
-from initlab.plots.curves import fig_curves, fig_table
-from initlab.plots.depth import fig_depth
-from initlab.plots.heatmap import fig_heatmap
-from initlab.plots.hist import fig_hist
-from initlab.plots.mc import fig_mc_dropout
-from initlab.plots.over_time import fig_percentiles, fig_stats
-from initlab.plots.phase import fig_phase
+from initlab.plots.common import Options, Skip
+from initlab.plots.figures import FIGURES
 from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
-from initlab.plots.weights import fig_weights
 from initlab.runs import Run, collect_runs
 from initlab.runs.grouping import label
-
-FIGURES: dict[str, tuple[FigureFunction, str]] = {
-    "hist": (fig_hist, "per-layer normalized histograms of act, grad_preact, grad_weight at --steps"),
-    "stats": (fig_stats, "per-layer mean ± std of act over training, 98th percentile markers"),
-    "percentiles": (fig_percentiles, "15/50/85th percentiles of a layer's preact over training, per run"),
-    "curves": (fig_curves, "train/test loss and error vs steps, one color per setting, ✕ = diverged"),
-    "depth": (fig_depth, "variance of preact, act, grad_preact vs layer at --steps, log-y, per run"),
-    "heatmap": (fig_heatmap, "a layer's act histogram over time as an image (x step, y value, log count)"),
-    "table": (fig_table, "final test error, mean ± std over seeds: rows act/init, columns data set"),
-    "phase": (fig_phase, "final train accuracy over (sigma_w^2, depth), 6·xi_c, critical sigma_w^2"),
-    "weights": (fig_weights, "final |w| per layer on a log axis (model.pt), one line per setting"),
-    "mc_dropout": (fig_mc_dropout, "test error of averaging k dropout masks vs weight scaling, vs k"),
-}
 
 
 def _parser() -> argparse.ArgumentParser:
     width = max(map(len, FIGURES))
-    epilog = "figures:\n" + "\n".join(f"  {n:<{width}}  {d}" for n, (_, d) in FIGURES.items())
+    epilog = "figures:\n" + "\n".join(
+        f"  {n:<{width}}  {f.description}\n  {'':<{width}}  needs: {f.needs}" for n, f in FIGURES.items()
+    )
     epilog += (
         "\n\nWrites PATH/figures/NAME.png (or --out DIR), table.md, table.csv, index.md; prints each path."
         "\nExit status: 0 if anything was drawn, 1 if nothing could be, 2 for a bad command line."
@@ -204,7 +187,7 @@ def main(argv: list[str]) -> int:
     written: list[tuple[str, str, list[Path]]] = []
     skipped: list[str] = []
     for name in names:
-        function, description = FIGURES[name]
+        function, description = FIGURES[name].make, FIGURES[name].description
         opts = Options(
             steps=steps or [0],
             layers=layers,

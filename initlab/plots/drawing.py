@@ -11,7 +11,7 @@ column), or a list of these -- and draws one figure with the same code as the co
 
 It returns what it drew into: ``fig``, ``ax``, or the new Figure. Parts it had to leave out are warned
 about (:class:`UserWarning`), and a figure that cannot be drawn at all raises :class:`~initlab.plots.Skip`
-with the reason. :data:`DRAW` maps the command's figure names to these functions.
+with the reason. :data:`initlab.plots.figures.DRAW` maps the command's figure names to these functions.
 """
 
 from __future__ import annotations
@@ -163,23 +163,3 @@ def draw_phase(runs: Runs, *, fig: Any = None, ax: Any = None) -> Any:
     """Final train accuracy over (σ_w², depth) with the 6·ξ_c depth scale and the critical σ_w²
     (Schoenholz et al. 2017, Fig. 5; runs at 2+ values of ``init.sigma_w2`` and of ``model.depth``)."""
     return _draw(fig_phase, runs, fig, ax)
-
-
-DRAW: dict[str, Callable[..., Any]] = {
-    "hist": draw_hist,
-    "stats": draw_stats,
-    "percentiles": draw_percentiles,
-    "curves": draw_curves,
-    "depth": draw_depth,
-    "heatmap": draw_heatmap,
-    "weights": draw_weights,
-    "mc_dropout": draw_mc_dropout,
-    "phase": draw_phase,
-}
-
-
-def draw(name: str, runs: Runs, **options: Any) -> Any:
-    """``draw("depth", runs, step="last", ax=ax)``: the figure ``name`` of ``initlab plot`` (:data:`DRAW`)."""
-    if name not in DRAW:
-        raise ValueError(f"figure {name!r} is not known: expected one of {', '.join(DRAW)}")
-    return DRAW[name](runs, **options)
