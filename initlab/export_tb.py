@@ -34,7 +34,7 @@ import pandas as pd
 
 from initlab.errors import UserError
 from initlab.runs import Run, collect_runs
-from initlab.runs.grouping import label, swept_keys
+from initlab.runs.grouping import label, varying_keys
 
 INSTALL_HINT = 'TensorBoard is not installed: pip install "initlab[tensorboard]" (or pip install tensorboard)'
 METRIC_COLUMNS = ("loss", "reg_loss", "accuracy")
@@ -232,7 +232,7 @@ def _safe(text: str) -> str:
 def run_names(path: str, runs: Sequence[Run]) -> dict[Run, str]:
     """TensorBoard run names: the path's name, the run's place below it, and what differs between runs."""
     base = Path(path)
-    differ = bool(swept_keys(runs)) and len(runs) > 1
+    differ = bool(varying_keys(runs)) and len(runs) > 1
     names = {}
     for run in runs:
         if base.is_dir() and run.path.resolve() != base.resolve():

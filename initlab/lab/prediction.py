@@ -22,8 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from initlab.lab.data import Dataset
 from initlab.lab.inits import INITS, layer_gain
 from initlab.lab.models import make_activation
 from initlab.runs.write import THEORY_FILE
@@ -99,6 +101,22 @@ def predict(
     return NetPrediction(
         layer_specs(cfg, n_in, n_out), activation(cfg.act), m2, probed_batch(cfg), input_corrs, label_spread
     )
+
+
+def data_moments(cfg: DictConfig, data: Dataset) -> tuple[float, tuple[tuple[float, float], ...], float]:
+    """What :func:`predict` needs from the training set: E[x²] as the net sees it
+    (with added input noise); the distribution of x^b·x^b'/(n·E[x²]) over pairs of the first 256 examples, in
+    40 bins on [−1, 1] as (bin centre, share); and the spread mean_k (π_k − 1/K)² of the class prior π."""
+    x = data.x_train.double()
+    m2 = float(x.pow(2).mean()) + float(cfg.data.augment.get("noise", 0.0)) ** 2
+    head = x[:256]
+    gram = (head @ head.T / (x.shape[1] * m2)).clamp(-1, 1)
+    off = gram[~torch.eye(len(head), dtype=torch.bool)]
+    counts, edges = (t.numpy() for t in torch.histogram(off.cpu(), bins=40, range=(-1.0, 1.0)))
+    centres = (edges[1:] + edges[:-1]) / 2
+    corrs = tuple((float(c), float(n / counts.sum())) for c, n in zip(centres, counts, strict=True) if n > 0)
+    prior = torch.bincount(data.y_train.cpu(), minlength=data.n_classes).double() / len(data.y_train)
+    return m2, corrs or ((0.0, 1.0),), float((prior - 1 / data.n_classes).pow(2).mean())
 
 
 def write_prediction(

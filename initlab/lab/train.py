@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +39,7 @@ from initlab.lab.inits import initialize
 from initlab.lab.mc_dropout import write_mc_dropout
 from initlab.lab.models import MODELS, build_model
 from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
-from initlab.lab.prediction import write_prediction
+from initlab.lab.prediction import data_moments, write_prediction
 from initlab.probing.probes import NullProbe, Probe, make_probe
 from initlab.runs.write import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
 
@@ -55,7 +56,7 @@ def prior_entropy(y: Tensor, n_classes: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, reg: Mapping[str, Any]) -> dict[str, float]:
+def loss_and_accuracy(model: nn.Module, x: Tensor, y: Tensor, reg: Mapping[str, Any]) -> dict[str, float]:
     """Data loss, penalty and accuracy on (x, y) in eval mode (no dropout, batch norm on running stats)."""
     was_training = model.training
     model.eval()
@@ -186,7 +187,8 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             )
             logs = [metrics, probe]
             label = label or f"{cfg.init.name}/{cfg.act.name}"
-            summary.update(_loop(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label))
+            run = Training(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label)
+            summary.update(_loop(run))
             if cfg.train.get("save_model", False):  # the final weights (also of a diverged run)
                 save_model(run_dir / MODEL_FILE, model.state_dict())
             n_masks = cfg.train.get("mc_masks", 0)
@@ -224,22 +226,6 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             if run_dir.is_dir():
                 write_json(run_dir / SUMMARY_FILE, summary)
     return summary
-
-
-def data_moments(cfg: DictConfig, data: Dataset) -> tuple[float, tuple[tuple[float, float], ...], float]:
-    """What :func:`~initlab.theory.predict.predict` needs from the training set: E[x²] as the net sees it
-    (with added input noise); the distribution of x^b·x^b'/(n·E[x²]) over pairs of the first 256 examples, in
-    40 bins on [−1, 1] as (bin centre, share); and the spread mean_k (π_k − 1/K)² of the class prior π."""
-    x = data.x_train.double()
-    m2 = float(x.pow(2).mean()) + float(cfg.data.augment.get("noise", 0.0)) ** 2
-    head = x[:256]
-    gram = (head @ head.T / (x.shape[1] * m2)).clamp(-1, 1)
-    off = gram[~torch.eye(len(head), dtype=torch.bool)]
-    counts, edges = (t.numpy() for t in torch.histogram(off.cpu(), bins=40, range=(-1.0, 1.0)))
-    centres = (edges[1:] + edges[:-1]) / 2
-    corrs = tuple((float(c), float(n / counts.sum())) for c, n in zip(centres, counts, strict=True) if n > 0)
-    prior = torch.bincount(data.y_train.cpu(), minlength=data.n_classes).double() / len(data.y_train)
-    return m2, corrs or ((0.0, 1.0),), float((prior - 1 / data.n_classes).pow(2).mean())
 
 
 # Bytes per parameter while training: float32 weights, their gradients, an optimizer state (momentum, or
@@ -315,19 +301,29 @@ def fixed_batch_loss(
     return loss_of
 
 
-def _loop(
-    cfg: DictConfig,
-    model: nn.Module,
-    data: Dataset,
-    optimizer: torch.optim.Optimizer,
-    gen: torch.Generator,
-    metrics: ParquetLog,
-    probe: Probe | NullProbe,
-    summary: dict[str, Any],
-    started: float,
-    label: str,
-) -> dict[str, Any]:
-    """The training loop proper; updates ``summary`` in place as it goes and returns its final fields."""
+@dataclass(frozen=True)
+class Training:
+    """What the training loop works on, built by :func:`train` once everything is set up: the config, the
+    model and its data, the optimizer, the seeded generator of batch order and augmentation, the metrics
+    log and the probe it writes, the summary it updates in place, when the run started
+    (``time.perf_counter()``, for ``startup_seconds``) and the progress bar's label."""
+
+    cfg: DictConfig
+    model: nn.Module
+    data: Dataset
+    optimizer: torch.optim.Optimizer
+    gen: torch.Generator
+    metrics: ParquetLog
+    probe: Probe | NullProbe
+    summary: dict[str, Any]
+    started: float
+    label: str
+
+
+def _loop(run: Training) -> dict[str, Any]:
+    """The training loop proper; updates ``run.summary`` in place as it goes and returns its final fields."""
+    cfg, model, data, optimizer, gen = run.cfg, run.model, run.data, run.optimizer, run.gen
+    metrics, probe, summary, started = run.metrics, run.probe, run.summary, run.started
     tc = cfg.train
     # Plain values for the loop: an OmegaConf lookup costs microseconds, ~8 % of a small training step.
     steps, eval_every, batch_size = tc.steps, tc.eval_every, tc.batch_size
@@ -345,7 +341,7 @@ def _loop(
     def log_eval(step: int) -> None:
         rows = []
         for split, (x, y) in eval_sets.items():
-            last[split] = evaluate(model, x, y, reg)
+            last[split] = loss_and_accuracy(model, x, y, reg)
             rows.append(
                 {
                     "step": step,
@@ -362,7 +358,7 @@ def _loop(
     bar = tqdm(
         total=steps,
         disable=not tc.progress,
-        desc=label,
+        desc=run.label,
         unit="step",
         dynamic_ncols=True,
         leave=True,

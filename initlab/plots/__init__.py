@@ -22,7 +22,7 @@ Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pypl
 nothing global has to be closed, and importing this package does not change a notebook's backend.
 """
 
-from initlab.plots.command import main, write_index
+from initlab.plots.command import main, write_figure_index
 from initlab.plots.common import Options, Output, Skip
 from initlab.plots.curves import fig_curves, fig_table
 from initlab.plots.depth import DEPTH_QUANTITIES, fig_depth
@@ -46,7 +46,7 @@ from initlab.plots.phase import fig_phase
 from initlab.plots.style import ACT_COLORS, INIT_COLORS, QUANTITY_TEXT, group_runs, setup_title, styles
 from initlab.plots.weights import fig_weights
 from initlab.runs import collect_runs
-from initlab.runs.grouping import label, swept_keys
+from initlab.runs.grouping import label, varying_keys
 
 __all__ = [
     "ACT_COLORS",
@@ -85,6 +85,6 @@ __all__ = [
     "main",
     "setup_title",
     "styles",
-    "swept_keys",
-    "write_index",
+    "varying_keys",
+    "write_figure_index",
 ]

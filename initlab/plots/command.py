@@ -87,7 +87,7 @@ def _default_out(paths: Sequence[str], runs: Sequence[Run]) -> Path:
         return Path(os.path.commonpath([str(r.path.resolve()) for r in runs])) / "figures"
 
 
-def write_index(
+def write_figure_index(
     out: Path, runs: Sequence[Run], written: list[tuple[str, str, list[Path]]], skipped: list[str]
 ) -> Path:
     """``index.md``: the runs, then each figure embedded with its sentence, then what was skipped."""
@@ -227,7 +227,7 @@ def main(argv: list[str]) -> int:
         print("initlab plot: nothing drawn", file=sys.stderr)
         return 1
     try:
-        print(write_index(out, runs, written, skipped))
+        print(write_figure_index(out, runs, written, skipped))
     except OSError as exc:
         print(f"initlab plot: warning: index.md not written ({exc})", file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ from initlab.plots.style import (
     styles,
 )
 from initlab.runs import SEED_KEY, Run, natural_key
-from initlab.runs.grouping import order_key, swept_keys
+from initlab.runs.grouping import order_key, varying_keys
 
 
 @styled
@@ -128,7 +128,7 @@ def _table_row(run: Run, extra: Sequence[str]) -> str:
 
 def fig_table(runs: list[Run], opts: Options) -> list[Output]:
     """Final test error per setting (mean ± std over seeds): rows act/init, columns data (Glorot Table 1)."""
-    extra = swept_keys(runs, ignore=[SEED_KEY, "data", "act", "init"])
+    extra = varying_keys(runs, ignore=[SEED_KEY, "data", "act", "init"])
     cells: dict[tuple[str, str], list[float]] = {}
     marks: dict[tuple[str, str], set[str]] = {}
     order: dict[str, Any] = {}

@@ -14,7 +14,7 @@ import matplotlib
 
 from initlab.runs import SEED_KEY, Run, natural_key
 from initlab.runs.grouping import group_runs as runs_group_runs
-from initlab.runs.grouping import swept_keys
+from initlab.runs.grouping import varying_keys
 
 STYLE: dict[str, Any] = {
     "font.size": 10,
@@ -128,7 +128,7 @@ def styles(runs: Sequence[Run], color_by: str | None = None) -> dict[str, dict[s
     sorted order and the other swept settings line styles. Two values never share a color in one figure:
     a value whose fixed color is taken gets the first free color of :data:`OKABE_ITO`.
     """
-    keys = swept_keys(runs, ignore=[SEED_KEY])
+    keys = varying_keys(runs, ignore=[SEED_KEY])
     groups = group_runs(runs)
     color_key = _color_key(runs, keys, color_by)
     palette = INIT_COLORS if color_key == "init" else ACT_COLORS
@@ -174,7 +174,7 @@ def legend_entries(runs: Sequence[Run], color_by: str | None = None) -> list[tup
     once (``init=xavier``) and each line style once in gray (``depth=2 width=256``) instead of every
     combination; otherwise one entry per setting. Keys are shortened by :func:`short_keys`, seeds left out.
     """
-    keys = swept_keys(runs, ignore=[SEED_KEY])
+    keys = varying_keys(runs, ignore=[SEED_KEY])
     short = short_keys(keys)
     groups = group_runs(runs)
     style = styles(runs, color_by)

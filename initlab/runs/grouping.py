@@ -11,7 +11,7 @@ from typing import Any
 from initlab.runs import SEED_KEY, Run, natural_key
 
 
-def swept_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
+def varying_keys(runs: Sequence[Run], ignore: Iterable[str] = ()) -> list[str]:
     """The override keys whose value differs between runs, in the order they were first given."""
     ignore = set(ignore)
     keys: list[str] = []
@@ -26,7 +26,7 @@ def label(run: Run, runs: Sequence[Run], ignore: Iterable[str] = ()) -> str:
     Keys in ``ignore`` (e.g. ``seed``) are left out. When nothing differs, the label describes the run
     from its config (``"xavier init, tanh"``), falling back to the directory name.
     """
-    parts = [f"{k}={v}" for k in swept_keys(runs, ignore) if (v := run.value(k)) is not None]
+    parts = [f"{k}={v}" for k in varying_keys(runs, ignore) if (v := run.value(k)) is not None]
     if parts:
         return " ".join(parts)
     init, act = run.setting("init.name"), run.setting("act.name")
@@ -58,7 +58,7 @@ def group_runs(
     runs: Sequence[Run], rank: Mapping[str, Sequence[str]] | None = None
 ) -> list[tuple[str, list[Run]]]:
     """Runs grouped by their label without ``seed`` (the seeds of one setting), in a stable order."""
-    keys = swept_keys(runs, ignore=[SEED_KEY])
+    keys = varying_keys(runs, ignore=[SEED_KEY])
     ordered = sorted(runs, key=lambda r: (order_key(r, keys, rank), natural_key(r.value(SEED_KEY) or "")))
     groups: dict[str, list[Run]] = {}
     for run in ordered:
