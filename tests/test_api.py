@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_DATA, TINY_RUN
 from matplotlib.figure import Figure
-from test_plots import COUNTS, EDGES, STD, UNDERFLOW, write_run
+from plot_runs import COUNTS, EDGES, STD, UNDERFLOW, write_run
 
 import initlab
 from initlab import cli
