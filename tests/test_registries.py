@@ -100,6 +100,15 @@ def test_sigma_w2_rows_match_what_the_scheme_draws(make_cfg, name: str) -> None:
     assert measured == pytest.approx(expected, rel=0.03, abs=1e-12)
 
 
+def test_every_preset_has_its_quick_variant_and_every_claim_a_preset() -> None:
+    from initlab.claims import load_claims
+
+    presets = set(group_options("experiment"))
+    full = {p for p in presets if not p.endswith("_quick")}
+    assert {f"{p}_quick" for p in full} == presets - full
+    assert {c.preset for c in load_claims()} <= full
+
+
 def test_every_figure_row_is_drawn_by_the_command_and_exported() -> None:
     assert set(DRAW) == {name for name, f in FIGURES.items() if f.draw is not None}
     for f in FIGURES.values():
@@ -123,6 +132,8 @@ def test_every_yaml_file_composes_and_validates() -> None:
                     cfg = compose(config_name="config", overrides=[f"{group}={option}"])
                     validate(cfg)
                     check_model_data(cfg)
+                    if group == "experiment":  # a preset names itself, its quick variant its full preset
+                        assert cfg.preset == option.removesuffix("_quick"), cfg.preset
                 except Exception as exc:  # noqa: BLE001 - collect them all
                     refused.append(f"{group}={option}: {type(exc).__name__}: {exc}")
     assert refused == []
