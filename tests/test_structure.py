@@ -4,6 +4,7 @@ layer rules (who may import whom), only ``plots/`` draws, few modules at the roo
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     return {name for name in found if name in modules and name != this}
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     files = sorted(PACKAGE.rglob("*.py"))
     modules = {module_name(f) for f in files}
