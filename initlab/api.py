@@ -55,6 +55,9 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as exc:
         raise _composition_error(exc, overrides) from None
     validate(cfg)
+    from initlab.lab.models import check_model_data  # the options' rows: torch, but nothing is written yet
+
+    check_model_data(cfg)
     return cfg
 
 

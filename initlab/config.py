@@ -159,7 +159,7 @@ REGISTRY_KEYS = ("init", "act", "model", "data", "optim")
 
 def _check_cnn(cfg: DictConfig) -> None:
     """``model=cnn`` has no layer norm (that it needs image data is the training stage's check:
-    :func:`initlab.lab.train.check_model_data`)."""
+    :func:`initlab.lab.models.check_model_data`)."""
     if OmegaConf.select(cfg, "model.name") != "cnn":
         return
     if OmegaConf.select(cfg, "model.norm") not in (None, "none", "batch"):

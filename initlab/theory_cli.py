@@ -41,6 +41,9 @@ def compose_config(overrides: list[str]) -> DictConfig:
             message += f": expected one of {', '.join(lines[2:])}"
         raise UserError(message) from None
     validate(cfg)
+    from initlab.lab.models import check_model_data
+
+    check_model_data(cfg)
     return cfg
 
 

@@ -3,6 +3,7 @@ al.'s formulas, and the config checks."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,15 @@ def test_image_shape_of_the_data(make_cfg) -> None:
 
     assert load_data(make_cfg("data=digits").data).input_shape == (1, 8, 8)
     assert load_data(make_cfg().data).input_shape == (16,)
+
+
+def test_cnn_on_gaussian_data_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    import initlab
+    from initlab.theory_cli import compose_config
+
+    message = "model=cnn is not allowed with data=gaussian: expected an image data set (cifar10, digits"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        initlab.run(["model=cnn", "data=gaussian"], run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose_config(["model=cnn", "data=gaussian"])

@@ -14,7 +14,7 @@ import initlab
 import initlab.plots
 from initlab.config import OBJECTIVE_DIRECTIONS, config_dir, group_names, group_options, groups, validate
 from initlab.lab import data, inits, models, optim
-from initlab.lab.train import check_model_data
+from initlab.lab.models import check_model_data
 from initlab.plots.figures import DRAW, FIGURES
 from initlab.sweep.objective import WORST
 

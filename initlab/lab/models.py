@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from initlab.config import ConfigError
+from initlab.lab.data import IMAGE_DATA
+
 
 def _torch_gain(name: str, param: str | None = None, default: float = 0.0) -> Callable[[DictConfig], float]:
     """The gain ``torch.nn.init.calculate_gain(name, act[param])``."""
@@ -214,3 +217,14 @@ def build_model(
 ) -> nn.Module:
     """The model named ``cfg.name`` for inputs of ``input_shape`` (features, or C x H x W for ``cnn``)."""
     return MODELS[cfg.name].build(input_shape, n_out, cfg, act)
+
+
+def check_model_data(cfg: DictConfig) -> None:
+    """ConfigError for a model that needs images (``model=cnn``) on a data set that has none, read off the
+    rows (:attr:`Model.needs_images`, :data:`~initlab.lab.data.IMAGE_DATA`) before any data is loaded."""
+    model, data = cfg.model.name, cfg.data.name
+    if MODELS[model].needs_images and data not in IMAGE_DATA:
+        raise ConfigError(
+            f"model={model} is not allowed with data={data}: "
+            f"expected an image data set ({', '.join(IMAGE_DATA)})"
+        )

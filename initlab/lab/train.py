@@ -34,10 +34,10 @@ from tqdm.auto import tqdm
 
 from initlab.config import ConfigError, validate
 from initlab.errors import UserError
-from initlab.lab.data import IMAGE_DATA, Dataset, augment, load_data
+from initlab.lab.data import Dataset, augment, load_data
 from initlab.lab.inits import initialize
 from initlab.lab.mc_dropout import write_mc_dropout
-from initlab.lab.models import MODELS, build_model
+from initlab.lab.models import MODELS, build_model, check_model_data
 from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.lab.prediction import data_moments, write_prediction
 from initlab.probing.probes import NullProbe, Probe, make_probe
@@ -241,17 +241,6 @@ def memory_bytes(device: torch.device) -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
         return None
-
-
-def check_model_data(cfg: DictConfig) -> None:
-    """ConfigError for a model that needs images (``model=cnn``) on a data set that has none; before any
-    data is loaded (which data sets are images: :data:`~initlab.lab.data.IMAGE_DATA`)."""
-    data = cfg.data.name
-    if MODELS[cfg.model.name].needs_images and data not in IMAGE_DATA:
-        raise ConfigError(
-            f"model={cfg.model.name} is not allowed with data={data}: "
-            f"expected an image data set ({', '.join(IMAGE_DATA)})"
-        )
 
 
 def check_model_fits(
