@@ -137,3 +137,20 @@ def test_every_yaml_file_composes_and_validates() -> None:
                 except Exception as exc:  # noqa: BLE001 - collect them all
                     refused.append(f"{group}={option}: {type(exc).__name__}: {exc}")
     assert refused == []
+
+
+@pytest.mark.parametrize("name", sorted(models.ACTIVATIONS))
+def test_a_bounded_activation_has_its_saturation_band_in_the_probes(name: str) -> None:
+    """The probes know activations by torch type (initlab.probing); a bounded one needs its range and band."""
+    from initlab.probing.hooks import KIND
+    from initlab.probing.stats import BOUNDED_RANGE, SATURATION
+
+    act = OmegaConf.load(config_dir() / "act" / f"{name}.yaml")
+    module = models.ACTIVATIONS[name].build(act, 1)
+    ends = module(torch.tensor([-1e6, 1e6]))
+    if ends.abs().max() > 10:  # unbounded
+        assert type(module) not in KIND
+        return
+    kind = KIND[type(module)]
+    lo, hi = BOUNDED_RANGE[kind]
+    assert lo <= float(ends.min()) and float(ends.max()) <= hi and kind in SATURATION
