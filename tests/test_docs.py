@@ -101,6 +101,42 @@ def test_the_commands_of_the_pages_run(tmp_path: Path) -> None:
             )
 
 
+# Outputs quoted on a page: (page, command, what the page quotes from its output)
+QUOTED: list[tuple[str, str, tuple[str, ...]]] = [
+    (
+        "README.md",
+        "initlab theory init=xavier act=relu model.depth=30 data=digits",
+        ("chi_1 = 0.5", "phase: ordered; trainable depth ~ 6*xi_c = 9 (this net: 30 hidden layers)"),
+    ),
+    (
+        "README.md",
+        "initlab theory init=kaiming act=relu model.depth=30 data=digits",
+        ("chi_1 = 1", "phase: critical"),
+    ),
+    (
+        "theory.md",
+        "initlab theory act=tanh init=meanfield init.sigma_w2=1.3 model.depth=50",
+        (
+            "chi_1 = 0.8802",
+            "xi_c = 7.834 layers",
+            "phase: ordered; trainable depth ~ 6*xi_c = 47 (this net: 50",
+        ),
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page, command, quotes", QUOTED, ids=[f"{q[0]}:{q[1][8:30]}" for q in QUOTED])
+def test_what_a_page_quotes_is_what_the_command_prints(
+    page: str, command: str, quotes: tuple[str, ...]
+) -> None:
+    text = " ".join(next(p for p in PAGES if p.name == page).read_text().split())
+    printed = subprocess.run(command.split(), capture_output=True, text=True, timeout=120).stdout
+    for quote in quotes:
+        assert quote in text, f"{page} no longer quotes {quote!r}"
+        assert quote in printed, f"`{command}` no longer prints {quote!r}:\n{printed[-1500:]}"
+
+
 def _links(page: Path) -> list[str]:
     text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # not inside code blocks
     return re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", text)
