@@ -1,4 +1,5 @@
-"""MkDocs hooks: the configuration reference is generated at build time from ``conf/`` and the registries.
+"""MkDocs hooks: the configuration reference is generated at build time from ``conf/`` and the registries;
+the Sphinx roles of the docstrings (``:func:`run```) read as plain code in the API reference.
 
 A page holding the line ``<!-- config-reference -->`` gets, in its place, every config group with each
 option's description (the header comment that ``initlab list`` prints, read by the same function), its YAML
@@ -10,6 +11,7 @@ cannot disagree with ``initlab list`` or with what ``initlab run`` accepts.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from initlab.cli import _describe
 from initlab.config import RULES, config_dir, group_options, groups
 
 MARKER = "<!-- config-reference -->"
+# a Sphinx role before a code span, as mkdocstrings renders it: ":func:<code>~initlab.x</code>"
+ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj):(<code>)~?")
 # groups whose option files are long presets: listed with their description only
 LISTED_ONLY = ("experiment", "hparams_search")
 
@@ -97,3 +101,7 @@ def config_reference() -> str:
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     return markdown.replace(MARKER, config_reference()) if MARKER in markdown else markdown
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    return ROLE.sub(r"\1", html)
