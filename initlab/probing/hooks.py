@@ -278,12 +278,14 @@ class Tracer:
 
     def _value(self, state: _Pass, key: Key) -> Tensor | None:
         """The captured tensor as it was at capture: its copy, or itself if it is unchanged since."""
+        t, version = state.kept[key]
+        changed = _version(t) != version
+        if changed:
+            self._copy.add(key)  # copied at capture from the next pass on
         if key in state.copies:
             return state.copies[key]
-        t, version = state.kept[key]
-        if _version(t) == version:
+        if not changed:
             return t.detach()
-        self._copy.add(key)  # copied from the next pass on
         self.notes.append(f"layer {key[0]} {key[1]} was changed in place after capture: left out this once")
         return None
 
