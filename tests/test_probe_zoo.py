@@ -447,3 +447,54 @@ def test_every_step_of_an_inplace_dropout_model_keeps_act_whole(tmp_path: Path) 
         fit(model, data((4, 5, 5)), initlab.probe(model, tmp_path, every=1))
     act = initlab.load_run(tmp_path).layers.query("quantity == 'act'")
     assert sorted(act.step) == [0, 1, 2, 3] and (act.frac_zero < 0.05).all()
+
+
+def test_a_step_without_gradient_reads_no_stale_grad(tmp_path: Path) -> None:
+    """``.grad`` left from an earlier step is not this step's gradient: no gradient rows, one warning."""
+    model = Twice()
+    (x, y), (x_eval, _) = data((6,), steps=2)
+    F.cross_entropy(model(x), y).backward()  # .grad of every parameter is set, and kept
+    probe = initlab.probe(model, tmp_path, steps=[0])
+    with pytest.warns(UserWarning, match="the probed pass had no gradient"), probe.step(0), torch.no_grad():
+        model(x_eval)
+    probe.close()
+    layers = initlab.load_run(tmp_path).layers
+    assert not layers.quantity.str.startswith("grad").any()
+    assert {"preact", "weight", "param"} <= set(layers.quantity)
+
+
+def test_exports_and_tensorboard_tags_keep_parameters_apart(tmp_path: Path) -> None:
+    from initlab.export_tb import _layer_tag
+
+    assert (
+        _layer_tag("param", 2, "std", "encoder.self_attn.in_proj_bias")
+        == "param/std/encoder.self_attn.in_proj_bias"
+    )
+    assert _layer_tag("preact", 2, "std", "") == "preact/std/layer02"
+
+
+def test_a_lazy_parameter_never_materialized_is_named_in_the_coverage_warning(tmp_path: Path) -> None:
+    model = Twice()
+    model.unused = nn.LazyLinear(4)  # never called: its parameters have no size
+    probe = initlab.probe(model, tmp_path, steps=[0])
+    (x, y), *_ = data((6,), steps=1)
+    with pytest.warns(UserWarning, match=r"probes see 99\.\d% of the parameters; left out: LazyLinear: not "):
+        with probe.step(0):
+            F.cross_entropy(model(x), y).backward()
+    probe.close()
+    summary = initlab.load_run(tmp_path).summary
+    assert summary["param_coverage"] == pytest.approx(213 / 215)  # two lazy parameters count one each
+    assert summary["params_left_out"] == {
+        "not materialized (a lazy module before its first call)": ["LazyLinear"]
+    }
+
+
+def test_a_lazy_layer_is_a_layer_once_it_ran(tmp_path: Path) -> None:
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 3))
+    probe = initlab.probe(model, tmp_path, steps=[0])
+    (x, y), *_ = data((6,), steps=1)
+    with probe.step(0):
+        F.cross_entropy(model(x), y).backward()
+    probe.close()
+    layers = initlab.load_run(tmp_path).layers
+    assert row(layers, "0", "act", "").n == 6 * 8 and row(layers, "0", "weight", "0.weight").n == 48

@@ -47,7 +47,15 @@ from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
 from initlab.errors import UserError
-from initlab.probing.layers import Activations, Layer, LayerKind, is_norm, layer_kind
+from initlab.probing.layers import (
+    TORCH_ACTIVATIONS,
+    Activations,
+    Layer,
+    LayerKind,
+    is_norm,
+    layer_kind,
+    weight_shape,
+)
 
 Key = tuple[int, str]  # (layer, what): what is "out", "preact" or "act"
 
@@ -63,6 +71,22 @@ def unwrap(model: nn.Module) -> nn.Module:
         )
     inner = getattr(model, "_orig_mod", None)
     return inner if isinstance(inner, nn.Module) else model
+
+
+def is_layer(module: nn.Module) -> bool:
+    """A module whose ``weight`` has two or more dimensions (the ``weight`` kind of layer), read without
+    computing a parametrized weight."""
+    shape = weight_shape(module)
+    return shape is not None and len(shape) >= 2
+
+
+def is_activation(module: nn.Module) -> bool:
+    """One of torch's activation modules (``nn.Identity`` is not one)."""
+    return isinstance(module, TORCH_ACTIVATIONS)
+
+
+def _is_lazy(module: nn.Module) -> bool:
+    return isinstance(getattr(module, "weight", None), nn.parameter.UninitializedParameter)
 
 
 def _version(t: Tensor) -> int:
@@ -131,9 +155,9 @@ class Tracer:
         self.names: dict[nn.Module, str] = {}
         for name, module in self.model.named_modules():
             self.names.setdefault(module, name or type(module).__name__)
-        self.kinds: dict[nn.Module, LayerKind] = {}
+        self.kinds: dict[nn.Module, LayerKind | None] = {}  # None: a lazy module, decided once it has run
         for m in self.names:
-            if (kind := layer_kind(m)) is not None:
+            if (kind := layer_kind(m)) is not None or _is_lazy(m):
                 self.kinds[m] = kind
         self.layers: list[Layer] = []
         self.notes: list[str] = []
@@ -157,7 +181,9 @@ class Tracer:
             return
         layer = self._by_module.get(module)
         if layer is None and not self._frozen:
-            kind = self.kinds[module]
+            kind = self.kinds[module] or layer_kind(module)
+            if kind is None:
+                return
             layer = Layer(len(self.layers) + 1, self.names[module], module, *kind.fans(module), kind.name)
             self.layers.append(layer)
             self._by_module[module] = layer
@@ -230,7 +256,8 @@ class Tracer:
         for m in self.names:
             if m in self.kinds:
                 self._handles.append(m.register_forward_hook(_Hook(self._on_layer)))
-                if self.kinds[m].weight and parametrize.is_parametrized(m, "weight"):
+                kind = self.kinds[m]
+                if kind is not None and kind.weight and parametrize.is_parametrized(m, "weight"):
                     plist = m.parametrizations["weight"]
                     hook = _Hook(partial(self._on_parametrization, m))
                     self._handles.append(plist.register_forward_hook(hook))

@@ -62,7 +62,9 @@ def weight_shape(module: nn.Module) -> tuple[int, ...] | None:
         originals = [p for _, p in module.parametrizations["weight"].named_parameters()]
         return tuple(max(originals, key=Tensor.numel).shape) if originals else None
     weight = getattr(module, "weight", None)
-    return tuple(weight.shape) if isinstance(weight, Tensor) else None
+    if not isinstance(weight, Tensor) or isinstance(weight, nn.parameter.UninitializedParameter):
+        return None  # no weight, or a lazy module's before its first call
+    return tuple(weight.shape)
 
 
 def weight_fans(shape: Sequence[int]) -> tuple[int, int]:
