@@ -14,7 +14,9 @@
 The directory it writes is a run directory (:mod:`initlab.runs.write`): ``layers.parquet`` and
 ``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`~.hooks`),
 ``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
-``summary.json`` (status, steps done) and ``.hydra/config.yaml`` holding the probe settings, so that
+``summary.json`` (status -- ``empty`` when nothing was recorded --, steps done, the parameter coverage and
+the probed layers, :meth:`~.probes.Probe.report`) and ``.hydra/config.yaml`` holding the probe settings
+(:class:`~.settings.ProbeSettings`), so that
 ``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
 model's trajectory is the same, bit for bit, with or without the probe.
 """

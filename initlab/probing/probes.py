@@ -1,19 +1,25 @@
 """Per-layer probes: what Glorot & Bengio (2010) and Ioffe & Szegedy (2015) measured inside their nets.
 
-The layers of any ``nn.Module`` are found by :mod:`~.hooks`: every module with a weight of two or
-more dimensions, in forward order (for initlab's nets, layer l = 1..depth are the hidden layers and
-depth + 1 the output layer); ``name`` is the module path and ``fan_in``/``fan_out`` are torch's fans
-(C_in·k² for a convolution). At the scheduled steps, for every layer l:
+The layers of any ``nn.Module`` (:mod:`~.layers`: modules with a weight of two or more dimensions,
+attention and recurrent modules) are found by :mod:`~.hooks` in forward order (for initlab's nets, layer
+l = 1..depth are the hidden layers and depth + 1 the output layer); ``name`` is the module path and
+``fan_in``/``fan_out`` are torch's fans (C_in·k² for a convolution). At the scheduled steps, for every
+layer l (its first call in the pass):
 
 ==================  ===========================================================================
-``weight``          the layer's weights W_l (after ``step`` updates), every value (conv kernels too)
+``weight``          the layer's weights W_l (after ``step`` updates), every value (conv kernels too);
+                    a parametrized weight as the forward computed it; none for attention and RNNs
 ``preact``          the input of the activation module that follows the layer (after batch norm when
                     it sits before it); without one (the output layer, functional activations), the
-                    layer's output -- for the output layer, the logits
+                    layer's output (the first element of a tuple) -- for the output layer, the logits
 ``act``             the activation module's output, before dropout; absent without an activation module
 ``grad_preact``     the back-propagated gradient ∂L/∂preact (Glorot & Bengio's ∂Cost/∂s, Fig. 7)
-``grad_weight``     ∂L/∂W_l (their Fig. 8)
+``grad_weight``     ∂L/∂W_l (their Fig. 8); a sparse gradient by its stored values
+``param``           every other parameter, by qualified name in the ``param`` column (:mod:`~.params`)
+``grad_param``      its ``.grad``
 ==================  ===========================================================================
+
+Gradients are read only from a pass that computed some (else ``.grad`` could be an earlier step's).
 
 Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), stored like the others:
 
