@@ -498,3 +498,11 @@ def test_a_lazy_layer_is_a_layer_once_it_ran(tmp_path: Path) -> None:
     probe.close()
     layers = initlab.load_run(tmp_path).layers
     assert row(layers, "0", "act", "").n == 6 * 8 and row(layers, "0", "weight", "0.weight").n == 48
+
+
+def test_a_compiled_model_is_refused_where_torch_cannot_run_it_eagerly(tmp_path: Path, monkeypatch) -> None:
+    compiled = torch.compile(Twice(), backend="eager")
+    monkeypatch.delattr(torch.compiler, "set_stance")
+    with pytest.raises(UserError, match=r"cannot probe a torch.compile model .*expected torch >= 2.6"):
+        initlab.probe(compiled, tmp_path / "run", every=1)
+    assert not (tmp_path / "run").exists()

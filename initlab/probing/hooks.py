@@ -26,8 +26,9 @@ copies every captured tensor, and a tensor found changed in place by the end of 
 an in-place change receives the gradient of the value it was registered on.
 
 On a model compiled with ``torch.compile`` the traced pass runs eagerly (``torch.compiler.set_stance(
-"force_eager")``), so the hooks see it. A pass inside :meth:`Tracer.trace` whose layer outputs carry no
-gradient (a ``torch.no_grad`` evaluation pass) is replaced by the next pass that has one.
+"force_eager")``, torch >= 2.6; with an older torch a compiled model is refused), so the hooks see it. A
+pass inside :meth:`Tracer.trace` whose layer outputs carry no gradient (a ``torch.no_grad`` evaluation
+pass) is replaced by the next pass that has one.
 
 The module hooks registered by a :class:`Tracer` run before any hook registered later on the same module.
 A copy of the model made while they are on (``copy.deepcopy``, ``torch.save(model)``) gets inert hooks.
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -70,7 +71,21 @@ def unwrap(model: nn.Module) -> nn.Module:
             "Python hooks; expected the nn.Module before torch.jit.script"
         )
     inner = getattr(model, "_orig_mod", None)
-    return inner if isinstance(inner, nn.Module) else model
+    if not isinstance(inner, nn.Module):
+        return model
+    if not hasattr(torch.compiler, "set_stance"):
+        raise UserError(
+            f"initlab.probe cannot probe a torch.compile model with torch {torch.__version__} (no "
+            "torch.compiler.set_stance to run probed steps eagerly): expected torch >= 2.6, or the module "
+            "before torch.compile"
+        )
+    return inner
+
+
+def _eager() -> AbstractContextManager[object]:
+    """Compiled code runs eagerly while active (``torch.compiler.set_stance``, torch >= 2.6)."""
+    stance = getattr(torch.compiler, "set_stance", None)
+    return stance("force_eager") if stance is not None else nullcontext()
 
 
 def is_layer(module: nn.Module) -> bool:
@@ -285,7 +300,7 @@ class Tracer:
         self._state = _Pass()
         captured: dict[Key, Tensor] = {}
         try:
-            with torch.compiler.set_stance("force_eager"):
+            with _eager():
                 yield captured
         except BaseException:
             keep = False
