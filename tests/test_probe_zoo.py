@@ -249,6 +249,10 @@ def test_resnet_block_with_inplace_residual_sum_and_inplace_relu(tmp_path: Path)
     assert_describes(row(layers, "block.conv1", "act"), out["block.bn1"].relu())
     # `out += identity` sits between bn2 and the ReLU: conv2 has no act, its preact is its own output.
     assert not ((layers.name == "block.conv2") & (layers.quantity == "act")).any()
+    why = {r["name"]: r.get("no_act", "") for r in initlab.load_run(tmp_path).summary["probed_layers"]}
+    assert (
+        "changed in place" in why["block.conv2"] and "output layer" in why["fc"] and why["block.conv1"] == ""
+    )
     assert_describes(row(layers, "block.conv2", "preact"), out["block.conv2"])
     assert_describes(row(layers, "stem", "preact"), out["stem"])
     # BatchNorm's γ and β belong to the conv they follow.

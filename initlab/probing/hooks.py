@@ -59,6 +59,12 @@ from initlab.probing.layers import (
 )
 
 Key = tuple[int, str]  # (layer, what): what is "out", "preact" or "act"
+NO_ACT = {  # why a layer has no act, as summary.json's probed_layers say
+    "in place": "its output (or its norm's) was changed in place before any activation module read it, "
+    "e.g. by a residual `+=`",
+    "none": "no activation module read its output (or its norm's): a functional activation (F.relu, "
+    "torch.tanh), another operation in between, or the output layer",
+}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -331,6 +337,13 @@ class Tracer:
         self.notes.append(f"layer {key[0]} {key[1]} was changed in place after capture: left out this once")
         return None
 
+    def _why_no_act(self, state: _Pass) -> None:
+        """Each layer without an activation module says why (:attr:`Layer.no_act`), from the first pass."""
+        changed = {layer.index for layer, t, version in state.source.values() if _version(t) != version}
+        for layer in self.layers:
+            if layer.act is None:
+                layer.no_act = NO_ACT["in place" if layer.index in changed else "none"]
+
     def _collect(self, state: _Pass) -> dict[Key, Tensor]:
         self.notes = []
         self.had_grad = state.any_grad
@@ -338,6 +351,8 @@ class Tracer:
             self.notes.append("a pass without gradient (torch.no_grad) came first: the next pass was probed")
         elif state.layers and not state.any_grad:
             self.notes.append("the probed pass had no gradient (torch.no_grad): no gradients were recorded")
+        if not self._frozen:
+            self._why_no_act(state)
         out: dict[Key, Tensor] = {}
         for index in sorted(state.layers):
             has_act = (index, "act") in state.kept

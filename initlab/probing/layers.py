@@ -156,6 +156,7 @@ class Layer:
     fan_out: int
     family: str = "weight"  # the name of its row of LAYER_KINDS
     act: nn.Module | None = None  # the activation module that followed it in the first traced pass
+    no_act: str | None = None  # without one, why (see initlab.probing.hooks.NO_ACT)
 
     @property
     def has_weight(self) -> bool:

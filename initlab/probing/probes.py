@@ -361,7 +361,8 @@ class Probe:
     def report(self) -> dict[str, Any]:
         """What ``summary.json`` records of the probe (once a step was probed): ``param_coverage`` (the
         fraction of parameter values probed), ``params_left_out`` (why -> module types) and
-        ``probed_layers`` (index, module path, module type, kind and activation type of each layer)."""
+        ``probed_layers`` (index, module path, module type, kind and activation type of each layer, and
+        ``no_act``, why a layer has no activation module)."""
         if self.params is None:
             return {}
         layers = [
@@ -371,6 +372,7 @@ class Probe:
                 "type": type(p.module).__name__,
                 "kind": p.family,
                 "act": type(p.act).__name__ if p.act is not None else None,
+                **({"no_act": p.no_act} if p.no_act else {}),
             }
             for p in self.layers
         ]
