@@ -510,3 +510,24 @@ def test_a_compiled_model_is_refused_where_torch_cannot_run_it_eagerly(tmp_path:
     with pytest.raises(UserError, match=r"cannot probe a torch.compile model .*expected torch >= 2.6"):
         initlab.probe(compiled, tmp_path / "run", every=1)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_weight_tied_between_two_layers_is_the_weight_of_both(tmp_path: Path) -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+            self.head = nn.Linear(4, 10, bias=False)
+            self.head.weight = self.embed.weight
+
+        def forward(self, tokens: Tensor) -> Tensor:
+            return self.head(self.embed(tokens).mean(dim=1))
+
+    probe = initlab.probe(Tied(), tmp_path, steps=[0])
+    with probe.step(0):
+        F.cross_entropy(probe.tracer.model(torch.tensor([[1, 2], [3, 4]])), torch.tensor([1, 2])).backward()
+    probe.close()
+    run = initlab.load_run(tmp_path)
+    weights = run.layers[run.layers.quantity == "weight"]
+    assert sorted(weights.param) == ["embed.weight", "head.weight"] and set(weights.n) == {40}
+    assert run.summary["param_coverage"] == 1.0 and "param" not in set(run.layers.quantity)
