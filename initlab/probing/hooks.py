@@ -240,35 +240,37 @@ class Tracer:
     def _on_norm(self, module: nn.Module, inputs: tuple, out: object) -> None:
         state = self._state
         layer = self._match(state, inputs[0]) if state is not None and inputs else None
-        if layer is not None and isinstance(out, Tensor):
-            state.source[id(out)] = (layer, out, _version(out))  # type: ignore[union-attr]
+        if state is not None and layer is not None and isinstance(out, Tensor):
+            state.source[id(out)] = (layer, out, _version(out))
             self.followers.setdefault(self.names[module], layer)
 
     def _on_act_input(self, module: nn.Module, inputs: tuple) -> None:
         state = self._state
-        layer = self._match(state, inputs[0]) if state is not None and inputs else None
-        if layer is None or (layer.index, "preact") in state.kept:  # type: ignore[union-attr]
+        if state is None or not inputs:
             return
-        x = inputs[0]
+        layer, x = self._match(state, inputs[0]), inputs[0]
+        key = (layer.index, "preact") if layer is not None else None
+        if layer is None or key in state.kept:
+            return
         if not self._frozen and layer.act is None:
             layer.act = module
         self.followers.setdefault(self.names[module], layer)
         if getattr(module, "inplace", False):  # overwritten by the activation itself
-            state.kept[(layer.index, "preact")] = (x, _version(x))  # type: ignore[union-attr]
-            state.copies[(layer.index, "preact")] = x.detach().clone()  # type: ignore[union-attr]
+            state.kept[key] = (x, _version(x))
+            state.copies[key] = x.detach().clone()
         else:
-            self._keep(state, (layer.index, "preact"), x)  # type: ignore[arg-type]
-        state.pending[id(module)] = layer  # type: ignore[union-attr]
-        if x is not state.kept[(layer.index, "out")][0]:  # type: ignore[union-attr]  # else out's hook serves
-            state.own_preact.add(layer.index)  # type: ignore[union-attr]
+            self._keep(state, key, x)
+        state.pending[id(module)] = layer
+        if x is not state.kept[(layer.index, "out")][0]:  # else the output's own gradient hook serves
+            state.own_preact.add(layer.index)
             if x.requires_grad:
-                x.register_hook(partial(state.grad_preact.__setitem__, layer.index))  # type: ignore[union-attr]
+                x.register_hook(partial(state.grad_preact.__setitem__, layer.index))
 
     def _on_act_output(self, module: nn.Module, inputs: tuple, out: object) -> None:
         state = self._state
         layer = state.pending.pop(id(module), None) if state is not None else None
-        if layer is not None and isinstance(out, Tensor):
-            self._keep(state, (layer.index, "act"), out)  # type: ignore[arg-type]
+        if state is not None and layer is not None and isinstance(out, Tensor):
+            self._keep(state, (layer.index, "act"), out)
 
     def attach(self) -> None:
         """Register the module hooks (once); they record nothing outside :meth:`trace`."""
