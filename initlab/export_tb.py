@@ -6,7 +6,8 @@ Every run under the paths (read through :mod:`initlab.runs`) becomes one TensorB
 
 * **scalars** ``train/accuracy``, ``test/loss``, ... and ``lr`` from ``metrics.parquet``, at their steps;
 * **scalars** ``<quantity>/<stat>/layer<l>`` (e.g. ``act/std/layer03``) of every per-layer statistic in
-  ``layers.parquet`` (mean, std, min, max, percentiles, fractions, non-finite count);
+  ``layers.parquet`` (mean, std, min, max, percentiles, fractions, non-finite count); the per-parameter
+  rows as ``param/<stat>/<qualified name>`` and ``grad_param/<stat>/<qualified name>``;
 * **histograms** ``<quantity>/layer<l>`` over the probed steps, taken from the stored bin edges and counts
   of ``hists.parquet`` as they are (nothing is recomputed): bin i spans [edges[i], edges[i+1]]; values
   below the range (``underflow``) form one bin from the probe's ``min`` up to the first edge, values above
@@ -38,7 +39,7 @@ from initlab.runs.grouping import label, varying_keys
 
 INSTALL_HINT = 'TensorBoard is not installed: pip install "initlab[tensorboard]" (or pip install tensorboard)'
 METRIC_COLUMNS = ("loss", "reg_loss", "accuracy")
-LAYER_KEYS = ("step", "layer", "name", "quantity", "fan_in", "fan_out", "n")  # not statistics
+LAYER_KEYS = ("step", "layer", "name", "quantity", "param", "fan_in", "fan_out", "n")  # not statistics
 HPARAM_METRICS = (
     "final_test_accuracy",
     "final_test_loss",
@@ -102,8 +103,11 @@ def _moments(stats: pd.Series | None, num: int) -> tuple[float, float]:
     return mean * num, (std * std + mean * mean) * num
 
 
-def _layer_tag(quantity: str, layer: int, stat: str | None = None) -> str:
-    return f"{quantity}/{stat}/layer{layer:02d}" if stat else f"{quantity}/layer{layer:02d}"
+def _layer_tag(quantity: str, layer: int, stat: str | None = None, param: object = "") -> str:
+    """``<quantity>/<stat>/layer<l>``; a per-parameter row (``param``, ``grad_param``) is tagged by its
+    parameter's qualified name instead of its layer: ``param/<stat>/<name>``."""
+    where = param if quantity in ("param", "grad_param") and isinstance(param, str) else f"layer{layer:02d}"
+    return f"{quantity}/{stat}/{where}" if stat else f"{quantity}/{where}"
 
 
 def write_metrics(writer: Any, run: Run) -> int:
@@ -136,7 +140,8 @@ def write_layer_stats(writer: Any, run: Run) -> int:
             value = float(getattr(row, stat))
             if math.isnan(value):  # e.g. frac_saturated of a ReLU net: not measured
                 continue
-            writer.add_scalar(_layer_tag(row.quantity, int(row.layer), stat), value, int(row.step))
+            tag = _layer_tag(row.quantity, int(row.layer), stat, getattr(row, "param", ""))
+            writer.add_scalar(tag, value, int(row.step))
             n += 1
     return n
 
@@ -147,14 +152,13 @@ def write_histograms(writer: Any, run: Run) -> int:
     if hists.empty:
         return 0
     layers = run.layers
+    keys = ["step", "layer", "quantity", *(["param"] if "param" in hists and "param" in layers else [])]
     stats = (
-        layers.set_index(["step", "layer", "quantity"]).sort_index()
-        if not layers.empty and {"step", "layer", "quantity"} <= set(layers.columns)
-        else None
+        layers.set_index(keys).sort_index() if not layers.empty and set(keys) <= set(layers.columns) else None
     )
     n = 0
     for row in hists.sort_values(["step", "quantity", "layer"]).itertuples(index=False):
-        key = (row.step, row.layer, row.quantity)
+        key = tuple(getattr(row, k) for k in keys)
         row_stats = stats.loc[key] if stats is not None and key in stats.index else None
         if isinstance(row_stats, pd.DataFrame):
             row_stats = row_stats.iloc[0]
@@ -165,7 +169,7 @@ def write_histograms(writer: Any, run: Run) -> int:
         )
         total, squares = _moments(row_stats, buckets["num"])
         writer.add_histogram_raw(
-            _layer_tag(row.quantity, int(row.layer)),
+            _layer_tag(row.quantity, int(row.layer), param=getattr(row, "param", "")),
             sum=total,
             sum_squares=squares,
             global_step=int(row.step),

@@ -1,8 +1,9 @@
 """Cost of the probes and of the thread setting, as ratios measured side by side in this one run.
 
     python scripts/bench_probes.py [--repeats 2] [--steps 1500] [--default-steps 10000] [--conv-steps 300]
-                                   [--user-steps 200] [--threads-steps 300]
-                                   [--rows default,every,he_conv,api,threads] [overrides ...]
+                                   [--user-steps 200] [--threads-steps 300] [--zoo-steps 60]
+                                   [--rows default,every,he_conv,api,resnet,transformer,zoo_log,threads]
+                                   [overrides ...]
 
 Rows (each is one function below, ``ROWS`` maps its name to it; add a row by adding a function):
 
@@ -13,6 +14,11 @@ Rows (each is one function below, ``ROWS`` maps its name to it; add a row by add
 * ``api``      a user's own training loop (``UserNet`` of ``scripts/bench_probe_api.py``: residual conv
   net, shared in-place ReLU, batch norm) probed on every step through ``initlab.probe(model, dir,
   every=1)`` vs the same loop without a probe (``--user-steps``);
+* ``resnet``   a ResNet-style net of torchvision BasicBlocks (``out += identity``, shared in-place ReLU,
+  BatchNorm; ``scripts/bench_zoo.py``) probed on every step vs no probe (``--zoo-steps``);
+* ``transformer`` the same for two ``nn.TransformerEncoderLayer`` (attention, GELU module, LayerNorm) on an
+  embedding;
+* ``zoo_log``  the transformer on the default (log) schedule vs no probe, over ``--zoo-steps`` x 10 steps;
 * ``threads``  ``train.threads`` at its default vs ``train.threads=2``, both while one other process
   keeps a core busy (what a shared machine looks like).
 
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_probe_api import user_loop  # (scripts/ is on the path of a script run from it)
+from bench_zoo import zoo_loop
 from hydra import compose, initialize_config_dir
 
 import initlab.lab.train as train_module
@@ -186,6 +193,38 @@ def row_api(common: list[str], repeats: int, tmp: Path) -> Row:
     return "initlab.probe every step vs no probe", base, variant
 
 
+def zoo_times(name: str, steps: int, run_dir: Path | None, **schedule: object) -> Times:
+    """A :mod:`bench_zoo` loop: its wall time, CPU time, and the probe's CPU time."""
+    Probed.seconds = 0.0
+    cpu = time.process_time()
+    wall = zoo_loop(name, steps, run_dir, **schedule)
+    return wall, time.process_time() - cpu, Probed.seconds
+
+
+def row_resnet(common: list[str], repeats: int, tmp: Path) -> Row:
+    n = ARGS.zoo_steps
+    sides = [lambda d: zoo_times("resnet", n, None), lambda d: zoo_times("resnet", n, d, every=1)]
+    base, variant = fastest(sides, repeats, tmp)
+    return "ResNet blocks: every step vs no probe", base, variant
+
+
+def row_transformer(common: list[str], repeats: int, tmp: Path) -> Row:
+    n = ARGS.zoo_steps
+    sides = [lambda d: zoo_times("transformer", n, None), lambda d: zoo_times("transformer", n, d, every=1)]
+    base, variant = fastest(sides, repeats, tmp)
+    return "transformer: every step vs no probe", base, variant
+
+
+def row_zoo_log(common: list[str], repeats: int, tmp: Path) -> Row:
+    n = 10 * ARGS.zoo_steps
+    sides = [
+        lambda d: zoo_times("transformer", n, None),
+        lambda d: zoo_times("transformer", n, d, schedule="log", total_steps=n),
+    ]
+    base, variant = fastest(sides, repeats, tmp)
+    return "transformer: log schedule vs no probe", base, variant
+
+
 def row_threads(common: list[str], repeats: int, tmp: Path) -> Row:
     """2 threads (the base) vs the default thread setting, one competing process running in both."""
     common = [*common, f"train.steps={ARGS.threads_steps}", f"train.eval_every={ARGS.threads_steps}"]
@@ -199,6 +238,9 @@ ROWS: dict[str, Callable[[list[str], int, Path], Row]] = {
     "every": row_every,
     "he_conv": row_he_conv,
     "api": row_api,
+    "resnet": row_resnet,
+    "transformer": row_transformer,
+    "zoo_log": row_zoo_log,
     "threads": row_threads,
 }
 
@@ -213,6 +255,7 @@ def main() -> None:
     parser.add_argument("--conv-steps", type=int, default=300)
     parser.add_argument("--user-steps", type=int, default=200)
     parser.add_argument("--threads-steps", type=int, default=300)
+    parser.add_argument("--zoo-steps", type=int, default=60)
     parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {','.join(ROWS)} to run")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -232,6 +275,9 @@ def main() -> None:
             run_times(conv, Path(tmp) / "warm-up-conv")
         if "api" in args.rows:
             user_loop(3, Path(tmp) / "warm-up-user", every=1)
+        for name in ("resnet", "transformer"):
+            if name in args.rows:
+                zoo_loop(name, 3, Path(tmp) / f"warm-up-{name}", every=1)
         for name in args.rows.split(","):
             label, base, variant = ROWS[name](common, args.repeats, Path(tmp))
             results.append((label, base, variant))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import initlab
-from initlab.config import ConfigError
+from initlab.errors import UserError
 from initlab.probing import capture
 from initlab.probing.hooks import Tracer, discover
 
@@ -112,12 +112,19 @@ def test_residual_model_run_directory(tmp_path: Path) -> None:
     assert run.summary["status"] == "completed" and run.summary["steps_done"] == 10
     layers = run.layers
     assert sorted(layers.step.unique()) == [0, 2, 4, 6, 8]
-    assert set(layers.name) == {"inp", "fc1", "fc2", "head"}
+    assert set(layers[layers.layer > 0].name) == {"inp", "fc1", "fc2", "head"}
+    # Every parameter is seen: the weights as weight rows, the rest (biases, the LayerNorm's, which belongs
+    # to no layer: layer 0) as param rows, by qualified name.
+    params = layers[(layers.step == 0) & layers.quantity.isin(["weight", "param"])]
+    assert sorted(params.param) == sorted(name for name, _ in model.named_parameters())
+    assert set(params[params.layer == 2].param) == {"fc1.weight", "fc1.bias", "norm.weight", "norm.bias"}
+    assert run.summary["param_coverage"] == 1.0 and run.summary["params_left_out"] == {}
     # Only fc1 is followed by an activation module; its preact is the LayerNorm's output: unit variance
     # per example (biased estimator), so the pooled std over 8x16 values is ~1.
     act_layers = set(layers[layers.quantity == "act"].layer)
     assert act_layers == {2}
-    fc1 = layers[(layers.step == 0) & (layers.layer == 2)].set_index("quantity")
+    fc1 = layers[(layers.step == 0) & (layers.layer == 2) & (layers.quantity != "param")]
+    fc1 = fc1[fc1.quantity != "grad_param"].set_index("quantity")
     assert fc1.loc["preact", "std"] == pytest.approx(1.0, abs=0.05)
     assert fc1.loc["preact", "n"] == 8 * 16
     # GELU(s) >= -0.17 for every s.
@@ -125,7 +132,8 @@ def test_residual_model_run_directory(tmp_path: Path) -> None:
     # Layers without an activation module: preact is the layer's output, and its gradient is logged.
     assert {"preact", "grad_preact", "weight", "grad_weight"} <= set(layers[layers.layer == 4].quantity)
     assert set(run.metrics.columns) == {"step", "split", "loss"} and len(run.metrics) == 10
-    assert run.hists.groupby(["step", "layer", "quantity"]).size().max() == 1
+    assert run.hists.groupby(["step", "layer", "quantity", "param"]).size().max() == 1
+    assert run.hists.edges.map(len).eq(101).all()  # joined back on (layer, quantity, param)
 
 
 def test_functional_relu_has_no_act_rows_and_preact_is_the_output(tmp_path: Path) -> None:
@@ -198,13 +206,13 @@ def test_hooks_stay_on_over_consecutive_probed_steps_only(tmp_path: Path) -> Non
 
 def test_bad_settings_raise_one_line_errors(tmp_path: Path) -> None:
     model = FunctionalNet()
-    with pytest.raises(ConfigError, match="schedule='log' needs total_steps"):
+    with pytest.raises(UserError, match="schedule='log' needs total_steps"):
         initlab.probe(model, tmp_path)
-    with pytest.raises(ConfigError, match=r"probe.every=0 is not allowed: expected an integer >= 1"):
+    with pytest.raises(UserError, match=r"probe.every=0 is not allowed: expected an integer >= 1"):
         initlab.probe(model, tmp_path, every=0)
-    with pytest.raises(ConfigError, match=r"probe.schedule=sometimes is not allowed: expected one of log"):
+    with pytest.raises(UserError, match=r"probe.schedule=sometimes is not allowed: expected one of log"):
         initlab.probe(model, tmp_path, schedule="sometimes", total_steps=5)
-    with pytest.raises(ConfigError, match="unknown options"):
+    with pytest.raises(UserError, match="unknown options"):
         initlab.probe(model, tmp_path, total_steps=5, colour=1)
 
 
@@ -302,7 +310,8 @@ def test_a_model_without_layers_closes_with_a_complete_summary(tmp_path: Path) -
                 model(x).sum().backward()
     probe.close()
     run = initlab.load_run(tmp_path)
-    assert run.summary["status"] == "completed" and run.summary["steps_done"] == 3
+    assert run.summary["status"] == "empty" and run.summary["steps_done"] == 3
+    assert "recorded nothing" in run.summary["error"]
     assert run.layers.empty
 
 
@@ -349,7 +358,8 @@ def test_copies_and_pickles_of_a_model_between_probed_steps_carry_no_probe(tmp_p
         F.cross_entropy(ema(x[8:16]) + loaded(x[8:16]), y[8:16]).backward()
     probe.close()
     layers = initlab.load_run(tmp_path).layers
-    assert layers.groupby("step").size().tolist() == [8, 8]  # 2 layers x weight, preact, grad_preact, grad_w
+    # 2 layers x weight, preact, grad_preact, grad_weight; 2 biases x param, grad_param
+    assert layers.groupby("step").size().tolist() == [12, 12]
     w = layers[(layers.step == 1) & (layers.quantity == "preact") & (layers.layer == 1)]
     assert w["n"].tolist() == [8 * 12]  # the original's batch of 8, not the copies' passes
     assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), model.parameters(), strict=True))

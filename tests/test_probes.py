@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from initlab import load_run
 from initlab.config import config_dir
 from initlab.lab.train import train
 from initlab.probing import probes
 from initlab.probing.capture import tensor_stats
-from initlab.probing.probes import Probe, schedule
+from initlab.probing.probes import Probe
 from initlab.probing.stats import PERCENTILES, STATS, sample_stride
 
 TINY = [
@@ -79,16 +79,6 @@ def test_percentiles_of_large_tensors_use_an_even_subsample() -> None:
     assert v[STATS.index("n")] == n and v[STATS.index("n_sample")] == len(range(0, n, sample_stride(n)))
 
 
-def test_schedules() -> None:
-    log = schedule(OmegaConf.create({"schedule": "log", "points": 30}), 3000)
-    assert log[0] == 0 and log[-1] == 3000 and 20 <= len(log) <= 31
-    assert sum(s <= 100 for s in log) > len(log) / 2  # dense early
-    every = schedule(OmegaConf.create({"schedule": "every", "every": 7}), 30)
-    assert every == [0, 7, 14, 21, 28]
-    listed = schedule(OmegaConf.create({"schedule": "list", "steps": [5, 3, 99]}), 10)
-    assert listed == [0, 3, 5]
-
-
 def step0(run_dir, layer: int, quantity: str) -> pd.Series:
     layers = load_run(run_dir).layers
     row = layers[(layers.step == 0) & (layers.layer == layer) & (layers.quantity == quantity)]
@@ -128,7 +118,8 @@ def test_probes_do_not_change_the_trajectory(tmp_path) -> None:
     pd.testing.assert_frame_equal(metrics["off"], metrics["fixed"], check_exact=True)
     layers = load_run(tmp_path / "every").layers
     assert sorted(layers.step.unique()) == list(range(40))  # training-pass probes: steps 0..steps-1
-    assert set(layers.quantity) == {"weight", "preact", "act", "grad_preact", "grad_weight"}
+    quantities = {"weight", "preact", "act", "grad_preact", "grad_weight", "param", "grad_param"}
+    assert set(layers.quantity) == quantities
     assert set(layers.layer) == {1, 2, 3, 4}
     assert sorted(load_run(tmp_path / "fixed").layers.step.unique()) == list(range(41))
 

@@ -142,7 +142,7 @@ def test_every_yaml_file_composes_and_validates() -> None:
 @pytest.mark.parametrize("name", sorted(models.ACTIVATIONS))
 def test_a_bounded_activation_has_its_saturation_band_in_the_probes(name: str) -> None:
     """The probes know activations by torch type (initlab.probing); a bounded one needs its range and band."""
-    from initlab.probing.hooks import KIND
+    from initlab.probing.layers import KIND
     from initlab.probing.stats import BOUNDED_RANGE, SATURATION
 
     act = OmegaConf.load(config_dir() / "act" / f"{name}.yaml")

@@ -40,7 +40,8 @@ from initlab.lab.mc_dropout import write_mc_dropout
 from initlab.lab.models import MODELS, build_model, check_model_data
 from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.lab.prediction import data_moments, write_prediction
-from initlab.probing.probes import NullProbe, Probe, make_probe
+from initlab.probing.probes import Probe
+from initlab.probing.variants import NullProbe, make_probe
 from initlab.runs.write import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
 
 

@@ -42,13 +42,30 @@ def _on_host(v: Tensor) -> bool:
     return v.device.type == "cpu"  # numpy reads it in place: no transfer
 
 
+BLOCK = 1 << 14  # values per float32 partial sum of squares
+BLOCKED = 64 * BLOCK  # from this many values on, Σv² adds float32 partial sums in float64
+
+
+def _sumsq(v: Tensor) -> Tensor:
+    """Σv² of a flat float32 tensor. One float32 dot of millions of values is off by about 3e-5 relative
+    (2.4 M values); from ``BLOCKED`` values on, the dots of blocks of ``BLOCK`` values (one batched matrix
+    product, as fast as the dot) are added in float64: about 5e-8."""
+    k = v.numel() // BLOCK
+    if v.numel() < BLOCKED:
+        return torch.dot(v, v)
+    blocks = v[: k * BLOCK].view(k, 1, BLOCK)
+    tail = v[k * BLOCK :]
+    total = torch.bmm(blocks, blocks.transpose(1, 2)).sum(dtype=torch.float64) + torch.dot(tail, tail)
+    return total.to(v.dtype)
+
+
 def _reductions(v: Tensor) -> list[Tensor] | list[float]:
-    """Σv, Σv², min and max of a flat float32 tensor: 0-d tensors on its device, floats on the CPU
-    (where numpy's vectorized min and max are several times faster than torch's)."""
+    """Σv, Σv² (:func:`_sumsq`), min and max of a flat float32 tensor: 0-d tensors on its device, floats
+    on the CPU (where numpy's vectorized min and max are several times faster than torch's)."""
     if _on_host(v):
         a = v.numpy()
-        return [float(v.sum()), float(torch.dot(v, v)), float(a.min()), float(a.max())]
-    return [v.sum(), torch.dot(v, v), *torch.aminmax(v)]
+        return [float(v.sum()), float(_sumsq(v)), float(a.min()), float(a.max())]
+    return [v.sum(), _sumsq(v), *torch.aminmax(v)]
 
 
 @dataclass(frozen=True)

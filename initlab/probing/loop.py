@@ -14,7 +14,9 @@
 The directory it writes is a run directory (:mod:`initlab.runs.write`): ``layers.parquet`` and
 ``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`~.hooks`),
 ``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
-``summary.json`` (status, steps done) and ``.hydra/config.yaml`` holding the probe settings, so that
+``summary.json`` (status -- ``empty`` when nothing was recorded --, steps done, the parameter coverage and
+the probed layers, :meth:`~.probes.Probe.report`) and ``.hydra/config.yaml`` holding the probe settings
+(:class:`~.settings.ProbeSettings`), so that
 ``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
 model's trajectory is the same, bit for bit, with or without the probe.
 """
@@ -31,11 +33,14 @@ from types import TracebackType
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+import yaml
 from torch import nn
 
-from initlab.config import ConfigError, config_dir, validate
+from initlab.errors import UserError
+from initlab.probing.hooks import unwrap
+from initlab.probing.layers import Activations
 from initlab.probing.probes import Probe
+from initlab.probing.settings import ProbeSettings
 from initlab.runs import CONFIG_FILE
 from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, write_json
 
@@ -48,47 +53,51 @@ def probe_config(
     every: int | None = None,
     steps: Sequence[int] | None = None,
     **options: Any,
-) -> DictConfig:
-    """``conf/probe/default.yaml`` with the given settings; the schedule follows from what is given
-    (``steps`` -> list, ``every`` -> every, else log). Bad values raise :class:`ConfigError`."""
-    cfg = OmegaConf.load(config_dir() / "probe" / "default.yaml")
+) -> ProbeSettings:
+    """:class:`~.settings.ProbeSettings` with the given settings; the schedule follows from what is given
+    (``steps`` -> list, ``every`` -> every, else log). Bad values raise :class:`~initlab.errors.UserError`."""
     if schedule is None:
         schedule = "list" if steps is not None else "every" if every is not None else "log"
-    if unknown := set(options) - set(cfg):
-        raise ConfigError(f"initlab.probe got unknown options {sorted(unknown)}: expected {', '.join(cfg)}")
-    cfg.merge_with({"schedule": schedule, **options})
-    if every is not None:
-        cfg.every = every
-    if steps is not None:
-        cfg.steps = list(steps)
-    validate(OmegaConf.create({"probe": cfg}))
+    given = {"schedule": schedule, **options}
+    given.update({k: v for k, v in (("every", every), ("steps", steps)) if v is not None})
+    names = ProbeSettings.__dataclass_fields__
+    if unknown := set(options) - set(names):
+        raise UserError(f"initlab.probe got unknown options {sorted(unknown)}: expected {', '.join(names)}")
+    settings = ProbeSettings.from_mapping(given)
     if schedule == "log" and total_steps is None:
-        raise ConfigError("schedule='log' needs total_steps=N (the number of training steps)")
+        raise UserError("schedule='log' needs total_steps=N (the number of training steps)")
     if total_steps is not None and not (
         isinstance(total_steps, int) and not isinstance(total_steps, bool) and total_steps >= 1
     ):
-        raise ConfigError(f"total_steps={total_steps} is not allowed: expected an integer >= 1")
-    if cfg.fixed_batch:
-        raise ConfigError("fixed_batch is not allowed in initlab.probe: expected 0 (the loop's own pass)")
-    return cfg
+        raise UserError(f"total_steps={total_steps} is not allowed: expected an integer >= 1")
+    if settings.fixed_batch:
+        raise UserError("fixed_batch is not allowed in initlab.probe: expected 0 (the loop's own pass)")
+    return settings
 
 
 class LoopProbe(Probe):
     """A :class:`~initlab.probing.probes.Probe` that owns its run directory; see the module docstring."""
 
-    def __init__(self, model: nn.Module, run_dir: Path, cfg: DictConfig, total_steps: int | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        run_dir: Path,
+        cfg: ProbeSettings,
+        total_steps: int | None,
+        activations: Activations | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         bounded = total_steps is not None or cfg.schedule != "every"
         limit = total_steps if total_steps is not None else max([0, *cfg.steps]) + 1
-        super().__init__(model, cfg, limit, self.run_dir)
-        self.every = None if bounded else int(cfg.every)
+        super().__init__(model, cfg, limit, self.run_dir, activations)
+        self.every = None if bounded else cfg.every
         self.steps_done = 0
         self.metrics: list[dict[str, Any]] = []
         self._metrics_written = time.monotonic()
         self._closed = False
         (self.run_dir / CONFIG_FILE).parent.mkdir(exist_ok=True)
-        OmegaConf.save(OmegaConf.create({"probe": cfg}), self.run_dir / CONFIG_FILE)
+        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"probe": cfg.as_dict()}, sort_keys=False))
         self._write_summary("running")
 
     def wants(self, step: int) -> bool:
@@ -132,7 +141,16 @@ class LoopProbe(Probe):
                 status, error = _failure(exc)
             raise
         finally:
-            self._write_summary(status, **({"error": error} if error else {}))
+            if status == "completed" and not self.rows:
+                status, error = "empty", self._nothing_recorded()
+            extra = {"error": error} if error else {}
+            self._write_summary(status, **self.report(), **extra)
+
+    def _nothing_recorded(self) -> str:
+        """Why a probe that closed normally recorded no row."""
+        if not any(self.wants(s) for s in range(self.steps_done)):
+            return f"no probed step among the {self.steps_done} steps run"
+        return "the probed steps recorded nothing: the model has no layer and no parameter (see the warning)"
 
     def __enter__(self) -> LoopProbe:
         return self
@@ -162,6 +180,7 @@ def probe(
     total_steps: int | None = None,
     every: int | None = None,
     steps: Sequence[int] | None = None,
+    activations: Sequence[type[nn.Module] | str] = (),
     **options: Any,
 ) -> LoopProbe:
     """Probe ``model`` in your own training loop, writing a run directory ``run_dir``.
@@ -169,7 +188,12 @@ def probe(
     ``schedule``: ``log`` (about ``points`` = 30 log-spaced steps up to ``total_steps``, the default),
     ``every`` (every ``every`` steps, for ever unless ``total_steps`` is given) or ``list`` (``steps``);
     step 0 is always probed. ``options``: the other keys of ``conf/probe/default.yaml`` (``points``,
-    ``bins``, ``jacobian``, ``unit_distance``, ...).
+    ``bins``, ``jacobian``, ``unit_distance``, ...). ``activations``: module classes (or class names) of the
+    model that are activations besides torch's (``[MyGELU]``); ``nn.Identity`` is never one unless named.
+    A ``torch.jit.script`` module is refused here, before the directory is touched.
     """
     cfg = probe_config(schedule, total_steps, every, steps, **options)
-    return LoopProbe(model, Path(run_dir), cfg, total_steps)
+    unwrap(model)  # refuses TorchScript
+    acts = Activations(activations)
+    acts.check_names(unwrap(model))
+    return LoopProbe(model, Path(run_dir), cfg, total_steps, acts)

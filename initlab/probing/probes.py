@@ -1,19 +1,25 @@
 """Per-layer probes: what Glorot & Bengio (2010) and Ioffe & Szegedy (2015) measured inside their nets.
 
-The layers of any ``nn.Module`` are found by :mod:`~.hooks`: every module with a weight of two or
-more dimensions, in forward order (for initlab's nets, layer l = 1..depth are the hidden layers and
-depth + 1 the output layer); ``name`` is the module path and ``fan_in``/``fan_out`` are torch's fans
-(C_in·k² for a convolution). At the scheduled steps, for every layer l:
+The layers of any ``nn.Module`` (:mod:`~.layers`: modules with a weight of two or more dimensions,
+attention and recurrent modules) are found by :mod:`~.hooks` in forward order (for initlab's nets, layer
+l = 1..depth are the hidden layers and depth + 1 the output layer); ``name`` is the module path and
+``fan_in``/``fan_out`` are torch's fans (C_in·k² for a convolution). At the scheduled steps, for every
+layer l (its first call in the pass):
 
 ==================  ===========================================================================
-``weight``          the layer's weights W_l (after ``step`` updates), every value (conv kernels too)
+``weight``          the layer's weights W_l (after ``step`` updates), every value (conv kernels too);
+                    a parametrized weight as the forward computed it; none for attention and RNNs
 ``preact``          the input of the activation module that follows the layer (after batch norm when
                     it sits before it); without one (the output layer, functional activations), the
-                    layer's output -- for the output layer, the logits
+                    layer's output (the first element of a tuple) -- for the output layer, the logits
 ``act``             the activation module's output, before dropout; absent without an activation module
 ``grad_preact``     the back-propagated gradient ∂L/∂preact (Glorot & Bengio's ∂Cost/∂s, Fig. 7)
-``grad_weight``     ∂L/∂W_l (their Fig. 8)
+``grad_weight``     ∂L/∂W_l (their Fig. 8); a sparse gradient by its stored values
+``param``           every other parameter, by qualified name in the ``param`` column (:mod:`~.params`)
+``grad_param``      its ``.grad``
 ==================  ===========================================================================
+
+Gradients are read only from a pass that computed some (else ``.grad`` could be an earlier step's).
 
 Two more quantities are opt-in (``probe.jacobian``, ``probe.unit_distance``), stored like the others:
 
@@ -62,44 +68,44 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import torch
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from initlab.probing.capture import Captures, layout
-from initlab.probing.hooks import Layer, Tracer
+from initlab.probing.hooks import Tracer
+from initlab.probing.layers import Activations, Layer
+from initlab.probing.params import Coverage, ParamRow, param_rows
+from initlab.probing.settings import ProbeSettings
 from initlab.probing.stats import BOUNDED_RANGE, INT_STATS, SATURATION, STATS
 from initlab.runs.write import HIST_EDGES_FILE, ProbeLog, write_table
 
-QUANTITIES = ("weight", "preact", "act", "grad_preact", "grad_weight", "jacobian", "unit_distance")
+QUANTITIES = (
+    "weight",
+    "preact",
+    "act",
+    "grad_preact",
+    "grad_weight",
+    "jacobian",
+    "unit_distance",
+    "param",
+    "grad_param",
+)
 BATCH_STEPS = 64  # probed steps whose statistics are computed together (at most)
 BATCH_VALUES = 1 << 22  # float32 values their captures may hold (16 MB)
-Keys = tuple[tuple[int, str], ...]  # (layer, quantity) of each captured tensor, in row order
+Key = tuple[int, str, str]  # (layer, quantity, param): param is "" but for weight and param rows
+Keys = tuple[Key, ...]  # of each captured tensor, in row order
 
 
-def _log_steps(cfg: DictConfig, total: int) -> set[int]:
-    """About ``points`` − 1 log-spaced steps in [1, total]: dense early, where most of the action is."""
-    steps = np.unique(np.round(np.geomspace(1, max(total, 1), max(cfg.points - 1, 1)))).astype(int)
-    return {int(s) for s in steps if s <= total}
-
-
-SCHEDULES: dict[str, Callable[[DictConfig, int], set[int]]] = {
-    "log": _log_steps,
-    "every": lambda cfg, total: set(range(0, total + 1, cfg.every)),
-    "list": lambda cfg, total: {int(s) for s in cfg.steps if 0 <= int(s) <= total},
-}
-
-
-def schedule(cfg: DictConfig, total_steps: int) -> list[int]:
-    """The sorted steps at which to probe (``cfg.schedule``), always 0, none above ``total_steps``."""
-    return sorted(SCHEDULES[cfg.schedule](cfg, total_steps) | {0})
+def _values(grad: Tensor) -> Tensor:
+    """A gradient's values: a sparse gradient (``nn.Embedding(sparse=True)``) by its stored values."""
+    return grad.coalesce().values() if grad.is_sparse else grad
 
 
 class Probe:
@@ -111,21 +117,30 @@ class Probe:
     :class:`NullProbe` (probes off).
     """
 
-    def __init__(self, model: nn.Module, cfg: DictConfig, total_steps: int, run_dir: Path) -> None:
-        self.cfg = cfg
-        self.steps = set(schedule(cfg, self.last_step(total_steps)))
-        self.tracer = Tracer(model)
-        self.ranges: dict[tuple[int, str], tuple[float, float]] = {}
+    def __init__(
+        self,
+        model: nn.Module,
+        settings: ProbeSettings,
+        total_steps: int,
+        run_dir: Path,
+        activations: Activations | None = None,
+    ) -> None:
+        self.settings = settings
+        self.steps = set(settings.schedule_steps(self.last_step(total_steps)))
+        self.tracer = Tracer(model, activations)
+        self.ranges: dict[Key, tuple[float, float]] = {}
         self.run_dir = Path(run_dir)
-        # Plain values: an OmegaConf lookup costs microseconds, on every probed step.
-        self.bins = int(cfg.bins)
-        self.unit_distance, self.jacobian = bool(cfg.get("unit_distance")), bool(cfg.get("jacobian"))
+        self.bins = settings.bins
+        self.unit_distance, self.jacobian = settings.unit_distance, settings.jacobian
         self.log = ProbeLog(run_dir, STATS, INT_STATS, self.bins)
+        self.params: list[ParamRow] | None = None  # known after the first probed pass
+        self.coverage = Coverage()
+        self.rows = 0  # statistics rows handed to the log
         self._names: dict[Keys, dict[str, np.ndarray]] = {}
         self._captured: dict[tuple[int, str], Tensor] = {}
-        self._order: dict[Keys, Keys] = {}
+        self._order: dict[tuple[Key, ...], Keys] = {}
         self._pending: _Pending | None = None
-        self._warned = False
+        self._warned: set[str] = set()
 
     @staticmethod
     def last_step(total_steps: int) -> int:
@@ -161,44 +176,73 @@ class Probe:
         with self.tracer.trace(keep) as captured:
             yield
         self._captured.update(captured)
+        for note in self.tracer.notes:
+            self._warn_once(note.split(":")[0], note)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, stacklevel=4)
 
     # -- statistics ------------------------------------------------------------------------------------
-    def _tensors(self) -> dict[tuple[int, str], Tensor]:
-        out = dict(self._captured)
+    def _tensors(self) -> dict[Key, Tensor]:
+        """Every tensor of the probed step by its key: the captures, the weights, the parameters."""
+        grads = self.tracer.had_grad or not self.layers  # else .grad is from an earlier step
+        if self.params is None:
+            self.params, self.coverage = param_rows(self.tracer.model, self.layers, self.tracer.followers)
+            if line := self.coverage.warning():
+                self._warn_once("coverage", line)
+        out: dict[Key, Tensor] = {}
+        for (index, quantity), t in self._captured.items():
+            out[(index, quantity, self._weight_name(index) if quantity.endswith("weight") else "")] = t
         for p in self.layers:
-            out[(p.index, "weight")] = p.weight.detach()
-            if p.weight.grad is not None:
-                out[(p.index, "grad_weight")] = p.weight.grad.detach()
+            if not p.has_weight:
+                continue
+            key = self._weight_name(p.index)
+            weight = p.weight.detach() if p.weight is not None else out.get((p.index, "weight", key))
+            if p.weight is not None:
+                out[(p.index, "weight", key)] = weight
+                if grads and p.weight.grad is not None:
+                    out[(p.index, "grad_weight", key)] = _values(p.weight.grad.detach())
+            if weight is None:
+                continue
             if self.unit_distance:
-                w = p.weight.detach()[:512].reshape(min(len(p.weight), 512), -1)
-                out[(p.index, "unit_distance")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
+                w = weight[:512].reshape(min(len(weight), 512), -1)
+                out[(p.index, "unit_distance", "")] = torch.pdist(w.float()) if len(w) > 1 else w.new_zeros(1)
             if self.jacobian and isinstance(p.module, nn.Linear) and p.act is not None and p.index > 1:
-                out[(p.index, "jacobian")] = self._jacobian_singular_values(p)
+                out[(p.index, "jacobian", "")] = self._jacobian_singular_values(p, weight)
+        for row in self.params:
+            out[(row.layer, "param", row.param)] = row.tensor.detach()
+            if grads and row.tensor.grad is not None:
+                out[(row.layer, "grad_param", row.param)] = _values(row.tensor.grad.detach())
         return out
 
-    def _jacobian_singular_values(self, p: Layer) -> Tensor:
+    def _weight_name(self, index: int) -> str:
+        return f"{self.layers[index - 1].name}.weight"
+
+    def _jacobian_singular_values(self, p: Layer, weight: Tensor) -> Tensor:
         """Singular values of diag(f'(s))·W for the first examples of the captured pre-activations."""
         pre = self._captured.get((p.index, "preact"))
-        if pre is None:
-            return p.weight.new_full((1,), math.nan)
-        s = pre[: self.cfg.get("jacobian_examples", 8)].detach().clone().requires_grad_(True)
+        if pre is None or p.act is None:
+            return weight.new_full((1,), math.nan)
+        s = pre[: self.settings.jacobian_examples].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             (slope,) = torch.autograd.grad(p.act(s).sum(), s)  # f'(s), elementwise activations
-        jac = slope.unsqueeze(-1) * p.weight.detach().unsqueeze(0)
+        jac = slope.unsqueeze(-1) * weight.unsqueeze(0)
         return torch.linalg.svdvals(jac.float()).reshape(-1)
 
-    def _set_ranges(self, tensors: dict[tuple[int, str], Tensor]) -> None:
-        """The histogram range of each (layer, quantity) seen for the first time (module docstring)."""
+    def _set_ranges(self, tensors: dict[Key, Tensor]) -> None:
+        """The histogram range of each (layer, quantity, param) seen for the first time (module docstring)."""
         kinds = {p.index: p.kind for p in self.layers}
         new = [key for key in tensors if key not in self.ranges]
         if not new:
             return
         todo = []
-        for layer, quantity in new:
-            if quantity == "act" and kinds[layer] in BOUNDED_RANGE:
-                self.ranges[(layer, quantity)] = BOUNDED_RANGE[kinds[layer]]
+        for key in new:
+            if key[1] == "act" and kinds.get(key[0]) in BOUNDED_RANGE:
+                self.ranges[key] = BOUNDED_RANGE[kinds[key[0]]]  # type: ignore[index]
             else:
-                todo.append((layer, quantity))
+                todo.append(key)
         extremes = []  # the finite min and max of each, in one transfer
         for v in (tensors[k].reshape(-1).float() for k in todo):
             finite = torch.isfinite(v)
@@ -214,13 +258,14 @@ class Probe:
         self._write_edges()
 
     def _write_edges(self) -> None:
-        """``hist_edges.parquet``: the bin edges of every (layer, quantity), stored once for the run."""
-        keys = sorted(self.ranges, key=lambda k: (k[0], QUANTITIES.index(k[1])))
+        """``hist_edges.parquet``: the bin edges of each (layer, quantity, param), stored once for the run."""
+        keys = sorted(self.ranges, key=_order)
         bins = self.bins
         table = pa.table(
             {
                 "layer": [k[0] for k in keys],
                 "quantity": [k[1] for k in keys],
+                "param": [k[2] for k in keys],
                 "edges": [np.linspace(*self.ranges[k], bins + 1).tolist() for k in keys],
             }
         )
@@ -240,7 +285,7 @@ class Probe:
             self._set_ranges(tensors)
         keys = self._order.get(tuple(tensors))
         if keys is None:
-            keys = tuple(sorted(tensors, key=lambda k: (k[0], QUANTITIES.index(k[1]))))
+            keys = tuple(sorted(tensors, key=_order))
             self._order[tuple(tensors)] = keys
         values = [tensors[k] for k in keys]
         numel = tuple(v.numel() for v in values)
@@ -271,25 +316,30 @@ class Probe:
         table = pending.captures.table(
             [self.ranges[k] for k in keys],
             self.bins,
-            [SATURATION.get(kinds[k[0]]) if k[1] == "act" else None for k in keys],
+            [SATURATION.get(kinds.get(k[0])) if k[1] == "act" else None for k in keys],  # type: ignore[arg-type]
         )
         step_of, names = self._labels(steps, keys)
         self._pending = None  # the log takes the rows in its next call (its first statement keeps them)
         self.log.append(step_of, names, table)
+        self.rows += len(table)
         self._warn_nonfinite(step_of, keys, table)
 
     def _labels(self, steps: list[int], keys: Keys) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The per-row step and labels of the steps' rows (the labels are the same every step: cached)."""
         names = self._names.get(keys)
         if names is None:
-            by_index = {p.index: p for p in self.layers}
-            layers = [by_index[layer] for layer, _ in keys]
+            labels: dict[tuple[int, str], tuple[str, int, int]] = {
+                (p.index, ""): (p.name, p.fan_in, p.fan_out) for p in self.layers
+            }
+            labels.update({(r.layer, r.param): (r.name, r.fan_in, r.fan_out) for r in self.params or ()})
+            rows = [labels[(k[0], k[2] if k[1] in ("param", "grad_param") else "")] for k in keys]
             names = self._names[keys] = {
                 "layer": np.array([k[0] for k in keys], dtype=np.int64),
-                "name": np.array([p.name for p in layers], dtype=object),
+                "name": np.array([r[0] for r in rows], dtype=object),
                 "quantity": np.array([k[1] for k in keys], dtype=object),
-                "fan_in": np.array([p.fan_in for p in layers], dtype=np.int64),
-                "fan_out": np.array([p.fan_out for p in layers], dtype=np.int64),
+                "param": np.array([k[2] for k in keys], dtype=object),
+                "fan_in": np.array([r[1] for r in rows], dtype=np.int64),
+                "fan_out": np.array([r[2] for r in rows], dtype=np.int64),
             }
         n = len(steps)
         step_of = np.repeat(np.asarray(steps, dtype=np.int64), len(keys))
@@ -298,15 +348,35 @@ class Probe:
     def _warn_nonfinite(self, step_of: np.ndarray, keys: Keys, table: np.ndarray) -> None:
         """One warning per run, at the first row holding inf/NaN."""
         nonfinite = table[:, STATS.index("n_nonfinite")]
-        if not self._warned and nonfinite.any():
+        if "nonfinite" not in self._warned and nonfinite.any():
             r = int(np.flatnonzero(nonfinite)[0])
-            layer, quantity = keys[r % len(keys)]
+            layer, quantity, param = keys[r % len(keys)]
+            self._warned.add("nonfinite")
             warnings.warn(
-                f"step {step_of[r]}: non-finite values in layer {layer} {quantity} "
-                f"({int(nonfinite[r])} of {int(table[r, STATS.index('n')])}); counted in n_nonfinite",
+                f"step {step_of[r]}: non-finite values in layer {layer} {quantity} {param}".rstrip()
+                + f" ({int(nonfinite[r])} of {int(table[r, STATS.index('n')])}); counted in n_nonfinite",
                 stacklevel=3,
             )
-            self._warned = True
+
+    def report(self) -> dict[str, Any]:
+        """What ``summary.json`` records of the probe (once a step was probed): ``param_coverage`` (the
+        fraction of parameter values probed), ``params_left_out`` (why -> module types) and
+        ``probed_layers`` (index, module path, module type, kind and activation type of each layer, and
+        ``no_act``, why a layer has no activation module)."""
+        if self.params is None:
+            return {}
+        layers = [
+            {
+                "layer": p.index,
+                "name": p.name,
+                "type": type(p.module).__name__,
+                "kind": p.family,
+                "act": type(p.act).__name__ if p.act is not None else None,
+                **({"no_act": p.no_act} if p.no_act else {}),
+            }
+            for p in self.layers
+        ]
+        return {**self.coverage.as_dict(), "probed_layers": layers}
 
     def close(self) -> None:
         """Compute what is pending, write every file in full, remove the hooks."""
@@ -317,87 +387,13 @@ class Probe:
             self.log.close()
 
 
+def _order(key: Key) -> tuple[int, int, str]:
+    """Rows in layer order, then by quantity (:data:`QUANTITIES`), then by parameter name."""
+    return key[0], QUANTITIES.index(key[1]), key[2]
+
+
 class _Pending(NamedTuple):
     """Captured steps whose statistics are not computed yet: their keys (one layout) and captures."""
 
     keys: Keys
     captures: Captures
-
-
-class FixedBatchProbe(Probe):
-    """Probes an extra forward/backward pass, ``loss_of(model)``, on fixed examples instead of the training
-    pass (Glorot & Bengio measured on 300 fixed test examples); it leaves no trace on the training run."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        cfg: DictConfig,
-        total_steps: int,
-        run_dir: Path,
-        loss_of: Callable[[nn.Module], Tensor],
-    ) -> None:
-        super().__init__(model, cfg, total_steps, run_dir)
-        self.model, self.loss_of = model, loss_of
-
-    @staticmethod
-    def last_step(total_steps: int) -> int:
-        return total_steps  # the net after the last update can be probed too
-
-    def step(self, step: int) -> AbstractContextManager[None]:
-        if step in self.steps:
-            self.probe_fixed_batch(self.model, self.loss_of, step)
-        return nullcontext()
-
-    def finish(self, steps_done: int, diverged: bool) -> None:
-        if not diverged and steps_done in self.steps:
-            self.probe_fixed_batch(self.model, self.loss_of, steps_done)
-
-    def probe_fixed_batch(self, model: nn.Module, loss_of: Callable[[nn.Module], Tensor], step: int) -> None:
-        """An extra forward/backward pass (``loss_of(model)``) that leaves no trace on the training run."""
-        buffers = [b.detach().clone() for b in model.buffers()]
-        devices = (
-            [torch.cuda.current_device()]
-            if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters())
-            else []
-        )
-        with torch.random.fork_rng(devices=devices):
-            grads = [p.grad for p in model.parameters()]
-            for p in model.parameters():
-                p.grad = None
-            with self.capture():
-                loss_of(model).backward()
-            self.record(step)
-            for p, g in zip(model.parameters(), grads, strict=True):
-                p.grad = g
-        with torch.no_grad():
-            for b, saved in zip(model.buffers(), buffers, strict=True):
-                b.copy_(saved)
-
-
-class NullProbe:
-    """Probes off: the same interface, doing nothing."""
-
-    def step(self, step: int) -> AbstractContextManager[None]:
-        return nullcontext()
-
-    def finish(self, steps_done: int, diverged: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def make_probe(
-    model: nn.Module,
-    cfg: DictConfig,
-    total_steps: int,
-    run_dir: Path,
-    fixed_loss: Callable[[nn.Module], Tensor] | None,
-) -> Probe | NullProbe:
-    """The probe ``cfg`` asks for: off, on the training pass, or on a fixed batch (``cfg.fixed_batch``)."""
-    if not cfg.enabled:
-        return NullProbe()
-    if cfg.fixed_batch:
-        assert fixed_loss is not None, "probe.fixed_batch needs the loss of the fixed batch"
-        return FixedBatchProbe(model, cfg, total_steps, run_dir, fixed_loss)
-    return Probe(model, cfg, total_steps, run_dir)

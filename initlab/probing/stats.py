@@ -34,8 +34,9 @@ Histogram bins are the ones of ``numpy.histogram`` with edges ``linspace(lo, hi,
 [e_i, e_i+1), the last one closed; values below ``lo`` / above ``hi`` are counted in the under- and
 overflow. Percentiles are linear interpolations between order statistics (numpy's and torch's default).
 Variance: Σ(x − mean)²/(n − 1) from float32 pairwise sums for the tensors sampled whole (float64 where
-they overflow); for large tensors (Σx² − (Σx)²/n)/(n − 1) from float32 sums, redone around the mean (in
-float64, at capture) when mean² is large against the variance (where that formula would cancel).
+they overflow); for large tensors (Σx² − (Σx)²/n)/(n − 1) from float32 sums (Σx² of a million values or
+more from block dots added in float64, :func:`initlab.probing.capture._sumsq`), redone around the mean
+(in float64, at capture) when mean² is large against the variance (where that formula would cancel).
 Every tensor is described in float32: the values of a float64 (or half, integer) tensor are rounded to
 float32 first, for every statistic.
 """

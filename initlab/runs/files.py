@@ -93,15 +93,27 @@ def read_parquet(path: Path, problems: list[str] | None = None) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-HIST_COLUMNS = ("step", "layer", "quantity", "edges", "counts", "underflow", "overflow", "n_nonfinite")
+HIST_COLUMNS = (
+    "step",
+    "layer",
+    "quantity",
+    "param",
+    "edges",
+    "counts",
+    "underflow",
+    "overflow",
+    "n_nonfinite",
+)
 
 
 def with_edges(hists: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """``hists`` with the ``edges`` of its (layer, quantity) in every row, columns in :data:`HIST_COLUMNS`
-    order; frames that already hold edges (older runs) or cannot be joined are returned as they are."""
+    """``hists`` with the ``edges`` of its (layer, quantity[, param]) in every row, columns in
+    :data:`HIST_COLUMNS` order; frames that already hold edges (older runs) or cannot be joined are returned
+    as they are. ``param`` (the qualified name of a per-parameter row) joins where both have it."""
     if hists.empty or "edges" in hists or edges.empty:
         return hists
-    joined = hists.merge(edges[["layer", "quantity", "edges"]], on=["layer", "quantity"], how="left")
+    on = ["layer", "quantity", *(["param"] if "param" in hists and "param" in edges else [])]
+    joined = hists.merge(edges[[*on, "edges"]], on=on, how="left")
     order = [c for c in HIST_COLUMNS if c in joined] + [c for c in joined if c not in HIST_COLUMNS]
     return joined[order]
 

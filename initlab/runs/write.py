@@ -3,11 +3,12 @@
 A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.yaml) and:
 
 * ``metrics.parquet`` -- one row per (step, split): step, epoch, split, loss, reg_loss, accuracy, lr;
-* ``layers.parquet``  -- one row per (step, layer, quantity) with the probe statistics;
+* ``layers.parquet``  -- one row per (step, layer, quantity, param) with the probe statistics (``param``: the
+  qualified name of the parameter of ``weight``/``param`` rows, see :mod:`initlab.probing.params`);
 * ``hists.parquet``   -- one row per (step, layer, quantity): counts, under/overflow (the bin edges are
   fixed per (layer, quantity) for the whole run and stored once, in ``hist_edges.parquet``; the reader
   joins them back, so ``Run.hists`` has an ``edges`` column per row as before);
-* ``hist_edges.parquet`` -- one row per (layer, quantity): the bin edges;
+* ``hist_edges.parquet`` -- one row per (layer, quantity, param): the bin edges;
 * ``summary.json``    -- status, steps done, divergence step, final metrics, wall time, seed, versions;
 * ``theory.parquet``  -- the mean-field prediction at step 0 (:mod:`~initlab.theory.predict`), if it applies;
 * ``model.pt``        -- with ``train.save_model=true``: the final ``state_dict`` (:func:`save_model`).
@@ -209,6 +210,7 @@ class ProbeLog:
                 "step": steps,
                 "layer": names["layer"],
                 "quantity": names["quantity"],
+                **({"param": names["param"]} if "param" in names else {}),
                 "counts": counts[:, :bins],
                 "underflow": counts[:, bins],
                 "overflow": counts[:, bins + 1],
