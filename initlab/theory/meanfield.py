@@ -16,13 +16,11 @@ point of the q map:
 
 ξ_c diverges at χ₁ = 1; nets deeper than about 6·ξ_c do not train (Schoenholz et al., Fig. 5). Phase:
 ``ordered`` when χ₁ < 1 − CRITICAL_BAND, ``chaotic`` when χ₁ > 1 + CRITICAL_BAND, else ``critical``.
-
-ξ_c diverges at χ₁ = 1; nets deeper than about 6·ξ_c do not train (Schoenholz et al., Fig. 5). Phase:
-``ordered`` when χ₁ < 1 − CRITICAL_BAND, ``chaotic`` when χ₁ > 1 + CRITICAL_BAND, else ``critical``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +49,8 @@ class Activation:
     """φ, φ′ and φ″ of a torch activation module as functions of numpy arrays (float64, autograd)."""
 
     def __init__(self, module: torch.nn.Module) -> None:
-        self.module = module
+        # a copy in float64, the dtype of the quadrature nodes (a learned PReLU slope is a float32 parameter)
+        self.module = copy.deepcopy(module).to(torch.float64)
 
     def _derivative(self, x: np.ndarray, order: int) -> np.ndarray:
         t = torch.as_tensor(np.asarray(x, dtype=np.float64)).requires_grad_(True)
