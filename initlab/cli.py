@@ -167,10 +167,23 @@ def cmd_list(argv: list[str]) -> int:
     import textwrap
 
     parser = argparse.ArgumentParser(prog="initlab list", description=cmd_list.__doc__)
-    parser.add_argument("group", nargs="?", choices=groups(), help="only this group")
+    parser.add_argument(
+        "groups", nargs="*", metavar="GROUP", help=f"only these groups: {', '.join(groups())}"
+    )
+    parser.add_argument(
+        "--names",
+        action="store_true",
+        help="only the option names, one per line (GROUP=NAME when several groups are listed): for scripts",
+    )
     args = parser.parse_args(argv)
-    chosen = [args.group] if args.group else groups()
+    if unknown := [g for g in args.groups if g not in groups()]:
+        raise UserError(f"unknown group {unknown[0]!r}: expected one of {', '.join(groups())}")
+    chosen = args.groups or groups()
     options = {group: group_options(group) for group in chosen}
+    if args.names:
+        for group in chosen:
+            print(*(name if len(chosen) == 1 else f"{group}={name}" for name in options[group]), sep="\n")
+        return 0
     column = 2 + max(len(option) for names in options.values() for option in names) + 2
     width = max(column + 30, shutil.get_terminal_size((100, 24)).columns)
     for group in chosen:

@@ -19,7 +19,7 @@ import yaml
 from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 
 from initlab.cli import main
-from initlab.config import config_dir
+from initlab.config import config_dir, group_options, groups
 from initlab.runs import read_parquet
 
 
@@ -256,3 +256,33 @@ def test_usage_and_unknown_command(capsys) -> None:
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'frobnicate'" in err and "run" in err
+
+
+def test_list_names_for_scripts(capsys) -> None:
+    """``--names``: one name a line (GROUP=NAME for several groups), never a word of a description."""
+    assert main(["list", "--names", "experiment"]) == 0
+    names = capsys.readouterr().out.split("\n")
+    assert names[:-1] == group_options("experiment") and names[-1] == ""
+    assert main(["list", "--names", "act", "optim"]) == 0
+    assert capsys.readouterr().out.split() == [f"act={a}" for a in group_options("act")] + [
+        "optim=adam",
+        "optim=adamw",
+        "optim=sgd",
+    ]
+    assert main(["list", "nosuch"]) == 2
+    assert capsys.readouterr().err.startswith("initlab: error: unknown group 'nosuch': expected one of act,")
+
+
+def test_every_option_has_a_description() -> None:
+    """Every option of every group says what it is (its file's header comment); cnn names every image set."""
+    from initlab.cli import _describe
+    from initlab.lab.data import IMAGE_DATA
+
+    bare = [
+        f"{g}={o}"
+        for g in groups()
+        for o in group_options(g)
+        if not _describe(config_dir() / g / f"{o}.yaml")
+    ]
+    assert bare == []
+    assert all(name in _describe(config_dir() / "model" / "cnn.yaml") for name in IMAGE_DATA)
