@@ -364,6 +364,8 @@ SHAPES: dict[str, Callable[[DictConfig], tuple[int, int]]] = {
     "digits": lambda cfg: (8 * 8, 10),
     "gaussian": lambda cfg: (int(cfg.dim), int(cfg.n_classes)),
     "mnist": lambda cfg: (28 * 28, 10),
+    "fashion_mnist": lambda cfg: (28 * 28, 10),
+    "cifar10": lambda cfg: (math.prod(CIFAR10_SHAPE), 10),
 }
 
 
