@@ -286,3 +286,26 @@ def test_every_option_has_a_description() -> None:
     ]
     assert bare == []
     assert all(name in _describe(config_dir() / "model" / "cnn.yaml") for name in IMAGE_DATA)
+
+
+@pytest.mark.parametrize("value", ["/data/résumé", "/data/a[1]", "/data/my sets (old)", "/data/ü b"])
+def test_an_unreadable_path_says_how_to_quote_it_and_the_advice_works(value: str, capsys) -> None:
+    """Hydra's grammar stops at non-ASCII letters and at = , [ ] ( ): the one error line shows the argument
+    quoted as Hydra reads it, and that argument, given to the shell, composes with the path unchanged."""
+    import re
+    import shlex
+
+    from initlab.theory_cli import compose_config
+
+    assert main(["theory", "data=mnist", f"data.root={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initlab: error: data.root={value} ") and err.count("\n") == 1
+    (example,) = re.findall(r"e\.g\. ('[^']+')", err)
+    (argument,) = shlex.split(example)  # what the shell hands over
+    assert compose_config(["data=mnist", argument]).data.root == value
+
+
+def test_a_value_split_by_the_shell_says_to_quote_the_whole_argument(capsys) -> None:
+    assert main(["theory", "data.root=/data/my", "sets"]) == 2
+    err = capsys.readouterr().err
+    assert "'sets' is not an override: expected key=value" in err and "quote the whole argument" in err
