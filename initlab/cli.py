@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from initlab import completion
 from initlab.config import config_dir, group_options, groups
@@ -55,6 +55,8 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
     try:
         if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
             validate(cfg)
+            if note := single_run_note(hc):
+                print(f"initlab: note: {note}", file=sys.stderr, flush=True)
         from initlab.lab.train import train
 
         summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
@@ -82,6 +84,25 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
             f"initlab: {summary['status']} after {summary['steps_done']} steps: "
             f"test accuracy {summary.get('final_test_accuracy', float('nan')):.4f}; run directory {run_dir}"
         )
+
+
+def single_run_note(hc: DictConfig) -> str | None:
+    """What a run without ``-m`` of a config that sweeps (an experiment preset's ``hydra.sweeper.params``)
+    trains: one configuration, the preset's defaults, not the sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = dict(OmegaConf.select(hc, "sweeper.params", default=None) or {})
+    if not params:
+        return None
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    jobs = 1
+    for override in overrides:
+        if override.is_discrete_sweep():
+            jobs *= len(list(override.sweep_string_iterator()))
+    return (
+        f"this config sweeps {', '.join(params)} ({jobs} jobs with -m); without -m this trains one "
+        "configuration, the defaults: add -m to run the sweep"
+    )
 
 
 @contextlib.contextmanager

@@ -309,3 +309,18 @@ def test_a_value_split_by_the_shell_says_to_quote_the_whole_argument(capsys) -> 
     assert main(["theory", "data.root=/data/my", "sets"]) == 2
     err = capsys.readouterr().err
     assert "'sets' is not an override: expected key=value" in err and "quote the whole argument" in err
+
+
+def test_a_preset_run_without_multirun_says_it_trains_one_configuration() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from initlab.cli import single_run_note
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        preset = compose("config", ["experiment=dropout_quick"], return_hydra_config=True).hydra
+        plain = compose("config", [], return_hydra_config=True).hydra
+    note = single_run_note(preset)
+    assert (
+        note is not None and "sweeps model.depth, model.width, dropout_regime, seed (8 jobs with -m)" in note
+    )
+    assert "add -m" in note and single_run_note(plain) is None
