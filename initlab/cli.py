@@ -232,7 +232,7 @@ HELP = {
     "list": "print the options of every config group",
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
-    "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "check": "evaluate the papers' claims on a sweep directory, write claims.md (exit 3: incomplete)",
     "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
     "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
 }

@@ -54,7 +54,7 @@ for preset in $names; do
   initlab run -m "experiment=${preset}${suffix}" "hydra.sweep.dir=$out" "$@" || status=1
   initlab plot "$out" || status=1
   initlab check "$out"
-  [ $? -eq 1 ] && status=1   # 1: a claim failed (2: no claim applies, e.g. `regularizers`, figures only)
+  [ $? -eq 1 ] && status=1   # 1: a claim failed (3: some skipped; 2: no claim applies, e.g. `regularizers`)
   echo "== ${preset}${suffix}: $(( $(date +%s) - start )) s wall time"
 done
 exit $status
