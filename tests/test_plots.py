@@ -271,7 +271,7 @@ def test_hist_known_numbers(hand: list[RunData]) -> None:
     np.testing.assert_allclose(lines["layer 1"].get_ydata(), [0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(lines["layer 2 (50% outside range)"].get_ydata(), [0.2, 0.15, 0.1, 0.05])
     # --layers picks layers (the output layer too), --steps picks the step (nearest probed one)
-    fig = _one(P.fig_hist(runs, P.Options(steps=[9], layers=[3])), "hist_grad_preact_step9")
+    fig = _one(P.fig_hist(runs, P.Options(steps=[9], layers=[3])), "hist_grad_preact_step10")  # as drawn
     line = _lines(fig.axes[0])["output layer"]
     np.testing.assert_allclose(line.get_ydata(), np.array([10, 10, 15, 15]) / 50)
     assert fig.axes[0].get_title() == "init=standard — step 10"
@@ -470,9 +470,15 @@ def test_nothing_drawable_exits_1_with_one_line_per_figure(
     (tmp_path / "crash" / "summary.json").write_text('{"status": "failed", "steps_done": 0}')
     assert P.main([str(tmp_path)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len([line for line in err if "skipped" in line]) == len(P.FIGURES)
+    assert len([line for line in err if line.startswith("initlab plot: not drawn: ")]) == len(P.FIGURES)
     assert not (tmp_path / "figures").exists()
-    # metrics only (probes off): curves and table, the rest skipped with one line each
+
+
+def test_figures_that_do_not_apply_are_not_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Metrics only (probes off): a plain `initlab plot` draws curves and table and says nothing of the rest
+    (index.md lists them); a figure named in --figures that cannot be drawn is one line on stderr."""
     write_run(tmp_path / "noprobe", [], probes=False)
     assert P.main([str(tmp_path / "noprobe")]) == 0
     captured = capsys.readouterr()
@@ -482,7 +488,89 @@ def test_nothing_drawable_exits_1_with_one_line_per_figure(
         "table.csv",
         "index.md",
     }
-    assert len(captured.err.splitlines()) == len(P.FIGURES) - 2
+    assert captured.err == ""
+    index = (tmp_path / "noprobe" / "figures" / "index.md").read_text()
+    assert "## Not drawn" in index and "- hist: " in index and "- weights: " in index
+    assert P.main([str(tmp_path / "noprobe"), "--figures", "curves,hist"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("initlab plot: not drawn: hist: no run has act histograms")
+
+
+def test_a_run_still_training_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "live", [], summary={"status": "running", "steps_done": 3}, probes=False)
+    assert P.main([str(run), "--figures", "curves,depth"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"initlab plot: note: 1 of 1 runs still training ({run}): "
+        "the figures show what they have logged so far"
+    )
+    assert err[1].startswith("initlab plot: not drawn: depth: ") and err[1].endswith(
+        "(1 runs still training: their files are written as they go)"
+    )
+
+
+def test_steps_that_were_never_probed(hand: list[RunData], capsys: pytest.CaptureFixture[str]) -> None:
+    """--steps beyond every run's last probe: a message, no file named after it; a step between probes is
+    drawn at the nearest probed one and named after that one."""
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), "--figures", "depth", "--steps", "9,99999"]) == 0
+    captured = capsys.readouterr()
+    assert [Path(p).name for p in captured.out.splitlines()] == ["depth_step10.png", "index.md"]
+    assert captured.err == (
+        "initlab plot: --steps 99999: no run was probed at or after step 99999 (the last probed step is 10; "
+        "--steps last picks each run's last one)\n"
+    )
+    assert P.main([str(sweep), "--figures", "hist", "--steps", "99999"]) == 1
+    assert "initlab plot: not drawn: hist: no probe step to draw" in capsys.readouterr().err
+    assert not list((sweep / "figures").glob("*99999*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ref-ratio", "-1"], "argument --ref-ratio: '-1' is not allowed: expected a number > 0, e.g. 0.5"),
+        (["--ref-ratio", "inf"], "argument --ref-ratio: 'inf' is not allowed: expected a number > 0"),
+        (
+            ["--color-by", "nosuch"],
+            "--color-by 'nosuch' is not allowed: expected a key these runs differ in: init,",
+        ),
+        (
+            ["--steps", "1,x"],
+            "argument --steps: '1,x' is not allowed: expected integers >= 0 or last, e.g. 0,last",
+        ),
+        (
+            ["--figures", "hist,nope"],
+            "argument --figures: unknown figure 'nope': expected a comma-separated list",
+        ),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_options_are_one_line(hand: list[RunData], args: list[str], message: str, capsys) -> None:
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"initlab plot: error: {message}") and captured.err.count("\n") == 1
+    assert captured.out == "" and not (sweep / "figures").exists()
+
+
+def test_hist_colors_span_each_panels_layers(tmp_path: Path) -> None:
+    """A shallow panel beside a deep one uses its own color scale (dark first layer to light last layer),
+    not the deepest run's, so its few lines can be told apart."""
+    from initlab.plots.style import layer_color
+
+    write_run(tmp_path / "a", ["init=standard"])
+    deep = write_run(
+        tmp_path / "b", ["init=xavier"], config={**CONFIG, "model": {**CONFIG["model"], "depth": 5}}
+    )
+    hists = pd.read_parquet(deep / "hists.parquet")
+    extra = hists[hists["layer"] == 2].assign(layer=lambda f: f["layer"] + 2)  # layers 4 and 5: hidden too
+    pd.concat([hists, extra, extra.assign(layer=5), extra.assign(layer=6)]).to_parquet(deep / "hists.parquet")
+    fig = _one(P.fig_hist(P.collect_runs([tmp_path]), P.Options(steps=[0])), "hist_act_step0")
+    shallow, deeper = (
+        {line.get_label().split(" (")[0]: line.get_color() for line in ax.get_lines()} for ax in fig.axes
+    )
+    assert shallow == {"layer 1": layer_color(1, 3), "layer 2": layer_color(2, 3)}
+    assert deeper["layer 1"] == layer_color(1, 6) and deeper["layer 5"] == layer_color(5, 6)
 
 
 def test_no_runs_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
