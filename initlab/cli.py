@@ -8,8 +8,10 @@ programs that only read what runs left on disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -289,6 +291,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a read-only folder, a full disk: one line, not a traceback
+        error(os_error_line(exc))
+        return EXIT_USER_ERROR
+
+
+# errno -> what to do (the commands write next to the runs unless told otherwise)
+OS_ADVICE = {
+    errno.EROFS: "a read-only file system: write elsewhere (--out DIR, or copy the runs to a writable place)",
+    errno.EACCES: "no permission to write there: write elsewhere (--out DIR) or change its permissions",
+    errno.EPERM: "no permission to write there: write elsewhere (--out DIR) or change its permissions",
+    errno.ENOSPC: "the disk is full: free some space and run the command again (resume=true for a sweep)",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the command again",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: what happened: what to do`` for an operating-system error. pyarrow's errors carry no
+    ``filename``: the path is read from their message (and a temporary ``NAME.PID.tmp`` said as ``NAME``)."""
+    where = exc.filename
+    if where is None and (found := re.search(r"local file '([^']+)'", str(exc))):
+        where = re.sub(r"\.\d+\.tmp$", "", found.group(1))
+    what = OS_ADVICE.get(exc.errno or 0, exc.strerror or " ".join(str(exc).split()))
+    return f"{where}: {what}" if where is not None else what
 
 
 if __name__ == "__main__":

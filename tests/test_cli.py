@@ -324,3 +324,31 @@ def test_a_preset_run_without_multirun_says_it_trains_one_configuration() -> Non
         note is not None and "sweeps model.depth, model.width, dropout_regime, seed (8 jobs with -m)" in note
     )
     assert "add -m" in note and single_run_note(plain) is None
+
+
+def test_a_read_only_or_full_disk_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`sweep-index` on a read-only sweep, a full disk: one line naming the file and what to do, exit 2."""
+    import errno
+
+    from initlab.cli import os_error_line
+    from initlab.sweep import index
+
+    def read_only(sweep_dir):
+        raise OSError(
+            errno.EROFS,
+            f"Failed to open local file '{sweep_dir}/sweep.parquet.4242.tmp'. Detail: [errno 30] Read-only",
+        )
+
+    monkeypatch.setattr(index, "write_index", read_only)
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    assert main(["sweep-index", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"initlab: error: {tmp_path}/sweep.parquet: a read-only file system: write elsewhere "
+        "(--out DIR, or copy the runs to a writable place)\n"
+    )
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/run/layers.parquet")
+    assert os_error_line(full) == (
+        "/data/run/layers.parquet: the disk is full: free some space and run the command again "
+        "(resume=true for a sweep)"
+    )

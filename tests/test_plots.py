@@ -695,3 +695,19 @@ def test_long_title_of_a_single_panel_fits(tmp_path: Path) -> None:
     fig.draw(renderer)
     box, page = title.get_window_extent(renderer), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
+
+
+def test_a_read_only_output_folder_is_said_before_drawing(
+    hand: list[RunData], monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from initlab.plots import command
+
+    sweep = hand[0].path.parent
+    monkeypatch.setattr(command.os, "access", lambda path, mode: False)
+    assert P.main([str(sweep)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"initlab plot: error: cannot write the figures to {sweep / 'figures'} "
+        f"({sweep} is read-only for this user): use --out DIR\n"
+    )
+    assert captured.out == "" and not (sweep / "figures").exists()

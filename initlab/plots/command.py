@@ -176,6 +176,16 @@ def _check_color_by(key: str | None, runs: Sequence[Run]) -> None:
         raise UserError(f"--color-by {key!r} is not allowed: expected {allowed}")
 
 
+def _unwritable(out: Path) -> str:
+    """Why the figures cannot be written to ``out`` ("" if they can), said before anything is drawn."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"--out {out}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK):
+        return f"cannot write the figures to {out} ({existing} is read-only for this user): use --out DIR"
+    return ""
+
+
 def _reachable_steps(steps: list[int | str], runs: Sequence[Run]) -> tuple[list[int | str], list[str]]:
     """The ``--steps`` some run was probed at or after; a message for each step after every run's last."""
     probed = [
@@ -298,9 +308,12 @@ def main(argv: list[str]) -> int:
     for message in unreachable:
         print(f"initlab plot: {message}", file=sys.stderr)
     out = Path(args.out) if args.out else _default_out(args.paths, runs)
+    if problem := _unwritable(out):
+        return _fail(problem)
 
     written: list[tuple[str, str, list[Path]]] = []
     not_drawn: list[str] = []
+    unsaid: list[str] = []  # figures that do not apply, listed in index.md only
     for name in names:
         opts = Options(
             steps=steps,
@@ -317,15 +330,16 @@ def main(argv: list[str]) -> int:
         _warn_new_problems(runs, reported)  # files are read lazily, by the first figure that needs them
         if problem and training and inapplicable:
             problem += f" ({len(training)} runs still training: their files are written as they go)"
-        for line in [problem] * (bool(problem) and (asked or not inapplicable)):
-            print(f"initlab plot: not drawn: {line}", file=sys.stderr, flush=True)
+        if problem and (asked or not inapplicable):
+            print(f"initlab plot: not drawn: {problem}", file=sys.stderr, flush=True)
+        elif problem:
+            unsaid.append(problem)
         for line in opts.notes:  # parts of a drawn figure left out
             print(f"initlab plot: note: {line}", file=sys.stderr, flush=True)
         not_drawn += [problem] * bool(problem) + opts.notes
     if not written:
-        if not asked:  # nothing applied: now say why each figure was not drawn
-            for line in not_drawn:
-                print(f"initlab plot: not drawn: {line}", file=sys.stderr)
+        for line in unsaid:  # nothing applied: now say why each figure was not drawn
+            print(f"initlab plot: not drawn: {line}", file=sys.stderr)
         print("initlab plot: nothing drawn", file=sys.stderr)
         return 1
     try:
