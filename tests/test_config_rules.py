@@ -65,3 +65,24 @@ def test_value_without_a_use_is_refused(make_cfg, overrides: list[str], message:
 )
 def test_values_at_the_bounds_are_allowed(make_cfg, overrides: list[str]) -> None:
     validate(make_cfg(*overrides))
+
+
+def test_the_troubleshooting_page_quotes_the_real_lines() -> None:
+    """Each row of docs/troubleshooting.md's "Bad values" table: what the user typed gives the line quoted."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from initlab.errors import UserError
+    from initlab.theory_cli import compose_config
+
+    page = (Path(__file__).parents[1] / "docs" / "troubleshooting.md").read_text()
+    table = page.split("## Bad values")[1].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 12
+    for row in rows:
+        typed, says = (re.findall(r"`([^`]+)`", cell)[0] for cell in row.split(" | ")[:2])
+        with pytest.raises(UserError) as info:
+            compose_config(shlex.split(typed))
+        for fragment in filter(None, (part.strip() for part in says.split("..."))):
+            assert fragment in str(info.value), (typed, fragment)
