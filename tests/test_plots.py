@@ -711,3 +711,16 @@ def test_a_read_only_output_folder_is_said_before_drawing(
         f"({sweep} is read-only for this user): use --out DIR\n"
     )
     assert captured.out == "" and not (sweep / "figures").exists()
+
+
+def test_layers_that_no_run_logged(hand: list[RunData], capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), "--figures", "depth", "--layers", "99"]) == 2
+    assert capsys.readouterr().err == (
+        "initlab plot: error: --layers 99: no run logged such a layer "
+        "(they have layers 1..3; the last one is the output layer)\n"
+    )
+    assert P.main([str(sweep), "--figures", "depth", "--layers", "1,99"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("initlab plot: --layers 99: no run logged such a layer")
+    assert [Path(p).name for p in captured.out.splitlines()] == ["depth_step0.png", "index.md"]

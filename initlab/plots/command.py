@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -21,12 +19,24 @@ from initlab.plots.depth import fig_depth
 from initlab.plots.heatmap import fig_heatmap
 from initlab.plots.hist import fig_hist
 from initlab.plots.mc import fig_mc_dropout
+from initlab.plots.options import (
+    Parser,
+    check_color_by,
+    existing_layers,
+    format_list,
+    layers_option,
+    ratio,
+    reachable_steps,
+    split,
+    steps_option,
+    unwritable,
+)
 from initlab.plots.over_time import fig_percentiles, fig_stats
 from initlab.plots.phase import fig_phase
-from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
+from initlab.plots.style import DPI, group_runs, setup_title
 from initlab.plots.weights import fig_weights
-from initlab.runs import SEED_KEY, Run, collect_runs
-from initlab.runs.grouping import label, swept_keys
+from initlab.runs import Run, collect_runs
+from initlab.runs.grouping import label
 
 FIGURES: dict[str, tuple[FigureFunction, str]] = {
     "hist": (fig_hist, "per-layer normalized histograms of act, grad_preact, grad_weight at --steps"),
@@ -45,7 +55,7 @@ STEP_FIGURES = ("hist", "depth")  # the figures drawn at --steps
 
 def _figure_names(text: str) -> list[str]:
     """``--figures``: ``all`` or comma-separated names of :data:`FIGURES`."""
-    names = list(FIGURES) if text.strip() == "all" else _split(text)
+    names = list(FIGURES) if text.strip() == "all" else split(text)
     unknown = [n for n in names if n not in FIGURES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -53,52 +63,6 @@ def _figure_names(text: str) -> list[str]:
             f"expected a comma-separated list of {', '.join(FIGURES)} (or all)"
         )
     return names
-
-
-def _formats(text: str) -> list[str]:
-    formats = _split(text.lower())
-    if not formats or any(f not in FORMATS for f in formats):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: expected a comma-separated list of {', '.join(FORMATS)}"
-        )
-    return formats
-
-
-def _steps(text: str) -> list[int | str]:
-    """``--steps``: integers >= 0 and ``last`` (also ``final``, ``end``)."""
-    steps: list[int | str] = [
-        "last" if p in ("last", "final", "end") else int(p) if p.isdigit() else p for p in _split(text)
-    ]
-    if not steps or any(isinstance(s, str) and s != "last" for s in steps):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: expected integers >= 0 or last, e.g. 0,last"
-        )
-    return list(dict.fromkeys(steps))
-
-
-def _layers(text: str) -> list[int]:
-    parts = _split(text)
-    if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected integers >= 1, e.g. 1,5")
-    return [int(p) for p in parts]
-
-
-def _ratio(text: str) -> float:
-    """``--ref-ratio``: the reference line's factor per layer, a finite number > 0 (a variance ratio)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected a number > 0, e.g. 0.5")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad command line as one :class:`UserError` line instead of usage and exit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "\ncannot be drawn are reported."
         "\nExit status: 0 if anything was drawn, 1 if nothing could be, 2 for a bad command line."
     )
-    parser = _Parser(
+    parser = Parser(
         prog="initlab plot",
         description="Draw the figures of run and sweep directories from their logs (nothing is retrained).",
         epilog=epilog,
@@ -122,17 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", metavar="DIR", help="output directory (default: PATH/figures)")
     parser.add_argument(
-        "--format", type=_formats, default="png", help="comma-separated: png, pdf, svg (default: png)"
+        "--format", type=format_list, default="png", help="comma-separated: png, pdf, svg (default: png)"
     )
     parser.add_argument(
         "--steps",
-        type=_steps,
+        type=steps_option,
         default="0",
         help="probe steps of hist and depth, e.g. 0,100,last (default: 0)",
     )
     parser.add_argument(
         "--layers",
-        type=_layers,
+        type=layers_option,
         help="layer indices, e.g. 1,3 (hist/stats/depth: these layers instead of all hidden ones; "
         "percentiles/heatmap: one figure per layer instead of the last hidden layer)",
     )
@@ -148,62 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ref-ratio",
-        type=_ratio,
+        type=ratio,
         metavar="R",
         help="depth: dotted reference line whose variance changes by R > 0 per layer (e.g. 0.5 = 2^-L)",
     )
     return parser
 
 
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def _fail(message: str) -> int:
     print(f"initlab plot: error: {message}", file=sys.stderr)
     return 2
-
-
-def _check_color_by(key: str | None, runs: Sequence[Run]) -> None:
-    """``--color-by`` must name a key the runs differ in (seeds excepted)."""
-    keys = swept_keys(runs, ignore=[SEED_KEY])
-    if key is not None and key not in keys:
-        allowed = (
-            f"a key these runs differ in: {', '.join(keys)}"
-            if keys
-            else "nothing: these runs differ in no key"
-        )
-        raise UserError(f"--color-by {key!r} is not allowed: expected {allowed}")
-
-
-def _unwritable(out: Path) -> str:
-    """Why the figures cannot be written to ``out`` ("" if they can), said before anything is drawn."""
-    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        return f"--out {out}: {existing} is not a directory"
-    if not os.access(existing, os.W_OK):
-        return f"cannot write the figures to {out} ({existing} is read-only for this user): use --out DIR"
-    return ""
-
-
-def _reachable_steps(steps: list[int | str], runs: Sequence[Run]) -> tuple[list[int | str], list[str]]:
-    """The ``--steps`` some run was probed at or after; a message for each step after every run's last."""
-    probed = [
-        int(frame["step"].max())
-        for run in runs
-        for frame in (run.layers, run.hists)
-        if "step" in frame.columns and not frame.empty
-    ]
-    if not probed:
-        return steps, []
-    last = max(probed)
-    beyond = [s for s in steps if s != "last" and int(s) > last]
-    messages = [
-        f"--steps {s}: no run was probed at or after step {s} (the last probed step is {last}; "
-        "--steps last picks each run's last one)"
-        for s in beyond
-    ]
-    return [s for s in steps if s not in beyond], messages
 
 
 def _default_out(paths: Sequence[str], runs: Sequence[Run]) -> Path:
@@ -293,7 +211,7 @@ def main(argv: list[str]) -> int:
         print("initlab plot: nothing drawn: no runs found", file=sys.stderr)
         return 1
     try:
-        _check_color_by(args.color_by, runs)
+        check_color_by(args.color_by, runs)
     except UserError as exc:
         return _fail(str(exc))
     training = [r for r in runs if r.summary.get("status") == "running"]
@@ -304,11 +222,16 @@ def main(argv: list[str]) -> int:
             "the figures show what they have logged so far",
             file=sys.stderr,
         )
-    steps, unreachable = _reachable_steps(args.steps, runs)
+    layers, missing = existing_layers(args.layers, runs)
+    if missing and not layers:
+        return _fail(missing)
+    if missing:
+        print(f"initlab plot: {missing}", file=sys.stderr)
+    steps, unreachable = reachable_steps(args.steps, runs)
     for message in unreachable:
         print(f"initlab plot: {message}", file=sys.stderr)
     out = Path(args.out) if args.out else _default_out(args.paths, runs)
-    if problem := _unwritable(out):
+    if problem := unwritable(out):
         return _fail(problem)
 
     written: list[tuple[str, str, list[Path]]] = []
@@ -317,7 +240,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         opts = Options(
             steps=steps,
-            layers=args.layers,
+            layers=layers,
             xscale=args.xscale,
             logy=args.logy,
             color_by=args.color_by,
