@@ -724,3 +724,9 @@ def test_layers_that_no_run_logged(hand: list[RunData], capsys: pytest.CaptureFi
     captured = capsys.readouterr()
     assert captured.err.startswith("initlab plot: --layers 99: no run logged such a layer")
     assert [Path(p).name for p in captured.out.splitlines()] == ["depth_step0.png", "index.md"]
+
+
+def test_figures_all_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_run(tmp_path / "noprobe", [], probes=False)
+    assert P.main([str(tmp_path / "noprobe"), "--figures", "all"]) == 0
+    assert capsys.readouterr().err == ""  # only what applies, nothing said of the rest

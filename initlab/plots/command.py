@@ -53,9 +53,11 @@ FIGURES: dict[str, tuple[FigureFunction, str]] = {
 STEP_FIGURES = ("hist", "depth")  # the figures drawn at --steps
 
 
-def _figure_names(text: str) -> list[str]:
-    """``--figures``: ``all`` or comma-separated names of :data:`FIGURES`."""
-    names = list(FIGURES) if text.strip() == "all" else split(text)
+def _figure_names(text: str) -> list[str] | None:
+    """``--figures``: comma-separated names of :data:`FIGURES`, or ``all`` (None: every one that applies)."""
+    if text.strip() == "all":
+        return None
+    names = split(text)
     unknown = [n for n in names if n not in FIGURES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
