@@ -68,6 +68,11 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
             raise AbortRun(str(exc)) from None
         error(where + str(exc))  # a sweep's job keeps its `failed` record for the index
         return
+    except OSError as exc:  # a full disk, a folder gone read-only: one line; summary.json says "failed"
+        if not multirun:
+            raise AbortRun(f"{os_error_line(exc)}; what was logged is kept in {run_dir}") from None
+        error(f"{where}failed: {os_error_line(exc)}")
+        return
     except Exception as exc:
         if not multirun:
             raise

@@ -352,3 +352,22 @@ def test_a_read_only_or_full_disk_is_one_line(tmp_path: Path, monkeypatch, capsy
         "/data/run/layers.parquet: the disk is full: free some space and run the command again "
         "(resume=true for a sweep)"
     )
+
+
+def test_a_full_disk_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsys, tiny_overrides) -> None:
+    """The run's error line names what happened and where the logs are; no traceback, no Hydra banner."""
+    import errno
+
+    from initlab.lab import train as training
+
+    def full_disk(cfg, run_dir, label=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "layers.parquet"))
+
+    monkeypatch.setattr(training, "train", full_disk)
+    monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
+    run_dir = tmp_path / "run"
+    assert main(["run", *tiny_overrides, f"hydra.run.dir={run_dir}"]) == 2
+    assert capsys.readouterr().err == (
+        f"initlab: error: {run_dir}/layers.parquet: the disk is full: free some space and run the command "
+        f"again (resume=true for a sweep); what was logged is kept in {run_dir}\n"
+    )
