@@ -8,13 +8,15 @@ programs that only read what runs left on disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from initlab import completion
 from initlab.config import config_dir, group_options, groups
@@ -55,6 +57,8 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
     try:
         if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
             validate(cfg)
+            if note := single_run_note(hc):
+                print(f"initlab: note: {note}", file=sys.stderr, flush=True)
         from initlab.lab.train import train
 
         summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
@@ -63,6 +67,11 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
             rundir.discard()
             raise AbortRun(str(exc)) from None
         error(where + str(exc))  # a sweep's job keeps its `failed` record for the index
+        return
+    except OSError as exc:  # a full disk, a folder gone read-only: one line; summary.json says "failed"
+        if not multirun:
+            raise AbortRun(f"{os_error_line(exc)}; what was logged is kept in {run_dir}") from None
+        error(f"{where}failed: {os_error_line(exc)}")
         return
     except Exception as exc:
         if not multirun:
@@ -82,6 +91,25 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
             f"initlab: {summary['status']} after {summary['steps_done']} steps: "
             f"test accuracy {summary.get('final_test_accuracy', float('nan')):.4f}; run directory {run_dir}"
         )
+
+
+def single_run_note(hc: DictConfig) -> str | None:
+    """What a run without ``-m`` of a config that sweeps (an experiment preset's ``hydra.sweeper.params``)
+    trains: one configuration, the preset's defaults, not the sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = dict(OmegaConf.select(hc, "sweeper.params", default=None) or {})
+    if not params:
+        return None
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    jobs = 1
+    for override in overrides:
+        if override.is_discrete_sweep():
+            jobs *= len(list(override.sweep_string_iterator()))
+    return (
+        f"this config sweeps {', '.join(params)} ({jobs} jobs with -m); without -m this trains one "
+        "configuration, the defaults: add -m to run the sweep"
+    )
 
 
 @contextlib.contextmanager
@@ -167,10 +195,23 @@ def cmd_list(argv: list[str]) -> int:
     import textwrap
 
     parser = argparse.ArgumentParser(prog="initlab list", description=cmd_list.__doc__)
-    parser.add_argument("group", nargs="?", choices=groups(), help="only this group")
+    parser.add_argument(
+        "groups", nargs="*", metavar="GROUP", help=f"only these groups: {', '.join(groups())}"
+    )
+    parser.add_argument(
+        "--names",
+        action="store_true",
+        help="only the option names, one per line (GROUP=NAME when several groups are listed): for scripts",
+    )
     args = parser.parse_args(argv)
-    chosen = [args.group] if args.group else groups()
+    if unknown := [g for g in args.groups if g not in groups()]:
+        raise UserError(f"unknown group {unknown[0]!r}: expected one of {', '.join(groups())}")
+    chosen = args.groups or groups()
     options = {group: group_options(group) for group in chosen}
+    if args.names:
+        for group in chosen:
+            print(*(name if len(chosen) == 1 else f"{group}={name}" for name in options[group]), sep="\n")
+        return 0
     column = 2 + max(len(option) for names in options.values() for option in names) + 2
     width = max(column + 30, shutil.get_terminal_size((100, 24)).columns)
     for group in chosen:
@@ -198,7 +239,7 @@ HELP = {
     "list": "print the options of every config group",
     "plot": "draw the figures of run or sweep directories from their logs",
     "sweep-index": "rebuild a sweep directory's sweep.parquet from its job directories",
-    "check": "evaluate the papers' claims on a sweep directory and write claims.md",
+    "check": "evaluate the papers' claims on a sweep directory, write claims.md (exit 3: incomplete)",
     "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
     "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
 }
@@ -255,6 +296,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a read-only folder, a full disk: one line, not a traceback
+        error(os_error_line(exc))
+        return EXIT_USER_ERROR
+
+
+# errno -> what to do (the commands write next to the runs unless told otherwise)
+OS_ADVICE = {
+    errno.EROFS: "a read-only file system: write elsewhere (--out DIR, or copy the runs to a writable place)",
+    errno.EACCES: "no permission to write there: write elsewhere (--out DIR) or change its permissions",
+    errno.EPERM: "no permission to write there: write elsewhere (--out DIR) or change its permissions",
+    errno.ENOSPC: "the disk is full: free some space and run the command again (resume=true for a sweep)",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the command again",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: what happened: what to do`` for an operating-system error. pyarrow's errors carry no
+    ``filename``: the path is read from their message (and a temporary ``NAME.PID.tmp`` said as ``NAME``)."""
+    where = exc.filename
+    if where is None and (found := re.search(r"local file '([^']+)'", str(exc))):
+        where = re.sub(r"\.\d+\.tmp$", "", found.group(1))
+    what = OS_ADVICE.get(exc.errno or 0, exc.strerror or " ".join(str(exc).split()))
+    return f"{where}: {what}" if where is not None else what
 
 
 if __name__ == "__main__":

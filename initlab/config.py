@@ -9,6 +9,8 @@ allowed values in words, so a bad value gives one clear line such as
 from __future__ import annotations
 
 import functools
+import math
+import os
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -43,15 +45,16 @@ def groups() -> list[str]:
     return sorted(p.name for p in config_dir().iterdir() if p.is_dir() and any(p.glob("*.yaml")))
 
 
-def _int(lo: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+def _int(lo: int, hi: int | None = None) -> Callable[[Any], bool]:
+    """An integer in [lo, hi] (no upper bound when ``hi`` is None); true and false are not integers."""
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
 
 
 def _num(
     lo: float, hi: float | None = None, lo_open: bool = False, hi_open: bool = True
 ) -> Callable[[Any], bool]:
-    def ok(v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, int | float):
+    def ok(v: Any) -> bool:  # inf and nan are never allowed: no setting means "without limit" by inf
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             return False
         above = v > lo if lo_open else v >= lo
         below = hi is None or (v < hi if hi_open else v <= hi)
@@ -92,9 +95,16 @@ def _registry(group: str) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v in names), "one of " + ", ".join(names)
 
 
+# Upper bounds where a larger value only exhausts the machine: a histogram of 10^6 bins per layer and probe
+# step took 3.7 GB; 1000 torch threads made 20 steps take 74 s. Seeds are what torch.manual_seed takes.
+MAX_BINS = 10_000
+MAX_POINTS = 100_000
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+MAX_SEED = 2**64 - 1
+
 # (key, predicate, allowed values in words); keys that are absent from the config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("seed", _int(0), "an integer >= 0"),
+    ("seed", _int(0, MAX_SEED), "an integer >= 0 and < 2^64"),
     ("resume", *_bool()),
     ("device", *_one_of("cpu", "cuda", "auto")),
     ("model.depth", _int(1), "an integer >= 1"),
@@ -138,7 +148,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.batch_size", _int(1), "an integer >= 1"),
     ("train.eval_every", _int(1), "an integer >= 1"),
     ("train.eval_examples", _optional(_int(1)), "null or an integer >= 1"),
-    ("train.threads", lambda v: v == "auto" or _int(1)(v), "auto or an integer >= 1"),
+    (
+        "train.threads",
+        lambda v: v == "auto" or _int(1, MAX_THREADS)(v),
+        f"auto or an integer >= 1 and <= {MAX_THREADS} (4 per core)",
+    ),
     ("train.save_model", *_bool()),
     ("train.mc_masks", _int(0), "an integer >= 0 (0: off)"),
     ("reg.l2", _num(0), "a number >= 0"),
@@ -146,10 +160,17 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("reg.entropy", _num(0), "a number >= 0"),
     ("reg.max_norm", _optional(_num(0, lo_open=True)), "null or a number > 0"),
     ("probe.schedule", *_one_of("log", "every", "list")),
-    ("probe.points", _int(1), "an integer >= 1"),
+    ("probe.points", _int(1, MAX_POINTS), f"an integer >= 1 and <= {MAX_POINTS}"),
     ("probe.every", _int(1), "an integer >= 1"),
-    ("probe.bins", _int(2), "an integer >= 2"),
+    ("probe.bins", _int(2, MAX_BINS), f"an integer >= 2 and <= {MAX_BINS}"),
     ("probe.fixed_batch", _int(0), "an integer >= 0 (0: probe the training batch)"),
+    (
+        "probe.steps",
+        lambda v: isinstance(v, Sequence) and not isinstance(v, str) and all(map(_int(0), v)),
+        "a list of integers >= 0, e.g. [0,100,1000]",
+    ),
+    ("probe.jacobian", *_bool()),
+    ("probe.unit_distance", *_bool()),
     ("probe.jacobian_examples", _int(1), "an integer >= 1"),
     ("objective.metric", *_one_of(*OBJECTIVE_METRICS)),
     ("objective.direction", *_one_of(*OBJECTIVE_DIRECTIONS)),
@@ -214,6 +235,22 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data.n_train", "data.n_test"):  # only digits and mnist can mean "all of them" by null
         if data in ("gaussian", "shapeset") and OmegaConf.select(cfg, key) is None:
             raise ConfigError(f"{key}=null is not allowed with data={data}: expected an integer >= 1")
-    steps = OmegaConf.select(cfg, "probe.steps", default=[]) or []
-    if any(not _int(0)(s) for s in steps):
-        raise ConfigError(f"probe.steps={list(steps)} is not allowed: expected a list of integers >= 0")
+    _check_probe(cfg)
+
+
+def _check_probe(cfg: DictConfig) -> None:
+    """Listed probe steps a run reaches; the Jacobian probe needs linear layers."""
+    steps, total = OmegaConf.select(cfg, "probe.steps"), OmegaConf.select(cfg, "train.steps")
+    listed = OmegaConf.select(cfg, "probe.schedule") == "list" and OmegaConf.select(
+        cfg, "probe.enabled", default=True
+    )
+    if listed and steps is not None and total is not None and any(s > total for s in steps):
+        raise ConfigError(
+            f"probe.steps={list(steps)} is not allowed with train.steps={total}: expected steps <= {total} "
+            "(a step the run never reaches is never probed)"
+        )
+    if OmegaConf.select(cfg, "probe.jacobian") and OmegaConf.select(cfg, "model.name") == "cnn":
+        raise ConfigError(
+            "probe.jacobian=true is not allowed with model=cnn: expected model=mlp (the Jacobian probe "
+            "decomposes the matrices of linear layers)"
+        )

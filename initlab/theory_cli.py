@@ -19,7 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from initlab.config import config_dir, validate
-from initlab.errors import UserError
+from initlab.errors import UserError, hydra_error_line
 from initlab.theory.predict import prediction_frame
 
 SCALARS = ("chi_1", "xi_q", "xi_c", "q_star", "c_star", "phase", "trainable_depth")
@@ -28,18 +28,16 @@ SCALARS = ("chi_1", "xi_q", "xi_c", "q_star", "c_star", "phase", "trainable_dept
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config ``initlab run <overrides>`` would train (one-line UserError for a bad override)."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     if any(o.startswith("-") for o in overrides):
         raise UserError(f"{overrides[0]} is not allowed: expected key=value overrides (no Hydra flags)")
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = compose(config_name="config", overrides=overrides)
-    except Exception as exc:  # noqa: BLE001 - Hydra's parse and missing-option errors: one line
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        message = lines[0]
-        if len(lines) > 2 and lines[1].startswith("Available options"):
-            message += f": expected one of {', '.join(lines[2:])}"
-        raise UserError(message) from None
+    except (HydraException, OmegaConfBaseException) as exc:  # Hydra's parse and missing-option errors
+        raise UserError(hydra_error_line(exc)) from None
     validate(cfg)
     from initlab.lab.models import check_model_data
 

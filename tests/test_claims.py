@@ -93,12 +93,55 @@ def test_check_evaluates_registered_claims_and_writes_markdown(tmp_path, registr
 def test_check_without_applicable_claims(tmp_path, registry, capsys) -> None:
     write_run(tmp_path / "0", "toy", "standard", 0.5)
     assert main(["check", str(tmp_path)]) == 2
-    assert "no claim applies" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.err == "initlab check: error: no claim applies to these runs (presets: toy)\n"
+    assert captured.out == ""
 
 
 def test_check_without_runs(tmp_path, capsys) -> None:
     assert main(["check", str(tmp_path / "nothing")]) == 2
-    assert "no runs found" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "initlab check: error: no runs found" in captured.err and captured.out == ""
+
+
+def test_check_with_claims_skipped_is_incomplete(tmp_path, registry, capsys) -> None:
+    """No claim failed, but one was skipped in a seed and one needs more seeds: exit 3, said last."""
+    seeded_sweep(tmp_path, {0: (0.5, 0.7)})
+    register_gap(claims.TWO_SE)  # one seed: the rule needs two
+
+    assert main(["check", str(tmp_path)]) == claims.EXIT_INCOMPLETE == 3
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "claims: 0 passed, 0 failed, 1 skipped; incomplete: see the skipped rows (exit status 3)"
+
+
+def test_check_decided_on_some_seeds_only_is_incomplete(tmp_path, registry, capsys) -> None:
+    seeded_sweep(tmp_path, {0: (0.5, 0.7), 1: (0.5, 0.6)})
+    (tmp_path / "3").rename(tmp_path / "seed1-xavier-moved")  # seed 1's xavier run: not a run any more
+    (tmp_path / "seed1-xavier-moved" / "summary.json").unlink()
+    register_gap(claims.EVERY_SEED)
+
+    code = main(["check", str(tmp_path)])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert code == 3 and last.startswith(
+        "claims: 1 passed, 0 failed, 0 skipped (1 decided on only some seeds)"
+    )
+
+
+def test_check_all_passed_is_zero_and_a_failure_wins_over_skips(tmp_path, registry, capsys) -> None:
+    seeded_sweep(tmp_path, {0: (0.5, 0.7), 1: (0.5, 0.6)})
+    register_gap(claims.EVERY_SEED)
+    assert main(["check", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "claims: 1 passed, 0 failed, 0 skipped"
+
+    @claims.claim("toy", "Toy 2026", "never measurable", "any", lambda v: True)
+    def never(runs):
+        raise claims.NotApplicable("no such probes")
+
+    @claims.claim("toy", "Toy 2026", "wrong", "> 1", lambda v: v > 1)
+    def wrong(runs):
+        return 0.0
+
+    assert main(["check", str(tmp_path)]) == 1
 
 
 def seeded_sweep(tmp_path: Path, accuracies: dict[int, tuple[float, float]]) -> list:

@@ -19,7 +19,7 @@ import yaml
 from conftest import METRICS_COLUMNS, SUMMARY_KEYS
 
 from initlab.cli import main
-from initlab.config import config_dir
+from initlab.config import config_dir, group_options, groups
 from initlab.runs import read_parquet
 
 
@@ -256,3 +256,118 @@ def test_usage_and_unknown_command(capsys) -> None:
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'frobnicate'" in err and "run" in err
+
+
+def test_list_names_for_scripts(capsys) -> None:
+    """``--names``: one name a line (GROUP=NAME for several groups), never a word of a description."""
+    assert main(["list", "--names", "experiment"]) == 0
+    names = capsys.readouterr().out.split("\n")
+    assert names[:-1] == group_options("experiment") and names[-1] == ""
+    assert main(["list", "--names", "act", "optim"]) == 0
+    assert capsys.readouterr().out.split() == [f"act={a}" for a in group_options("act")] + [
+        "optim=adam",
+        "optim=adamw",
+        "optim=sgd",
+    ]
+    assert main(["list", "nosuch"]) == 2
+    assert capsys.readouterr().err.startswith("initlab: error: unknown group 'nosuch': expected one of act,")
+
+
+def test_every_option_has_a_description() -> None:
+    """Every option of every group says what it is (its file's header comment); cnn names every image set."""
+    from initlab.cli import _describe
+    from initlab.lab.data import IMAGE_DATA
+
+    bare = [
+        f"{g}={o}"
+        for g in groups()
+        for o in group_options(g)
+        if not _describe(config_dir() / g / f"{o}.yaml")
+    ]
+    assert bare == []
+    assert all(name in _describe(config_dir() / "model" / "cnn.yaml") for name in IMAGE_DATA)
+
+
+@pytest.mark.parametrize("value", ["/data/résumé", "/data/a[1]", "/data/my sets (old)", "/data/ü b"])
+def test_an_unreadable_path_says_how_to_quote_it_and_the_advice_works(value: str, capsys) -> None:
+    """Hydra's grammar stops at non-ASCII letters and at = , [ ] ( ): the one error line shows the argument
+    quoted as Hydra reads it, and that argument, given to the shell, composes with the path unchanged."""
+    import re
+    import shlex
+
+    from initlab.theory_cli import compose_config
+
+    assert main(["theory", "data=mnist", f"data.root={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initlab: error: data.root={value} ") and err.count("\n") == 1
+    (example,) = re.findall(r"e\.g\. ('[^']+')", err)
+    (argument,) = shlex.split(example)  # what the shell hands over
+    assert compose_config(["data=mnist", argument]).data.root == value
+
+
+def test_a_value_split_by_the_shell_says_to_quote_the_whole_argument(capsys) -> None:
+    assert main(["theory", "data.root=/data/my", "sets"]) == 2
+    err = capsys.readouterr().err
+    assert "'sets' is not an override: expected key=value" in err and "quote the whole argument" in err
+
+
+def test_a_preset_run_without_multirun_says_it_trains_one_configuration() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from initlab.cli import single_run_note
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        preset = compose("config", ["experiment=dropout_quick"], return_hydra_config=True).hydra
+        plain = compose("config", [], return_hydra_config=True).hydra
+    note = single_run_note(preset)
+    assert (
+        note is not None and "sweeps model.depth, model.width, dropout_regime, seed (8 jobs with -m)" in note
+    )
+    assert "add -m" in note and single_run_note(plain) is None
+
+
+def test_a_read_only_or_full_disk_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`sweep-index` on a read-only sweep, a full disk: one line naming the file and what to do, exit 2."""
+    import errno
+
+    from initlab.cli import os_error_line
+    from initlab.sweep import index
+
+    def read_only(sweep_dir):
+        raise OSError(
+            errno.EROFS,
+            f"Failed to open local file '{sweep_dir}/sweep.parquet.4242.tmp'. Detail: [errno 30] Read-only",
+        )
+
+    monkeypatch.setattr(index, "write_index", read_only)
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    assert main(["sweep-index", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"initlab: error: {tmp_path}/sweep.parquet: a read-only file system: write elsewhere "
+        "(--out DIR, or copy the runs to a writable place)\n"
+    )
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/run/layers.parquet")
+    assert os_error_line(full) == (
+        "/data/run/layers.parquet: the disk is full: free some space and run the command again "
+        "(resume=true for a sweep)"
+    )
+
+
+def test_a_full_disk_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsys, tiny_overrides) -> None:
+    """The run's error line names what happened and where the logs are; no traceback, no Hydra banner."""
+    import errno
+
+    from initlab.lab import train as training
+
+    def full_disk(cfg, run_dir, label=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "layers.parquet"))
+
+    monkeypatch.setattr(training, "train", full_disk)
+    monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra
+    run_dir = tmp_path / "run"
+    assert main(["run", *tiny_overrides, f"hydra.run.dir={run_dir}"]) == 2
+    assert capsys.readouterr().err == (
+        f"initlab: error: {run_dir}/layers.parquet: the disk is full: free some space and run the command "
+        f"again (resume=true for a sweep); what was logged is kept in {run_dir}\n"
+    )

@@ -347,3 +347,102 @@ def test_mlp_trains_on_flattened_cifar10(make_cfg, tmp_path: Path) -> None:
     assert summary["status"] == "completed" and summary["steps_done"] == 3
     layers = load_run(tmp_path / "run").layers
     assert set(layers.loc[layers["layer"] == 1, "fan_in"]) == {3 * 32 * 32}  # the MLP sees 3072 inputs
+
+
+def _mnist_with(root: Path, key: str, array: np.ndarray) -> Path:
+    fake_mnist(root, gz=False)
+    write_idx(root / MNIST_FILES[key], array)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("key", "array", "message"),
+    [
+        (
+            "y_train",
+            np.array([0, 3, 12, 10, 1, 2, 3, 4, 5, 6, 7, 8], np.uint8),
+            "labels 10, 12 are outside the",
+        ),
+        (
+            "y_test",
+            np.array([1.0, 2.5, 3, 4, 5], ">f4"),
+            "labels of type >f4 are not allowed: expected integers",
+        ),
+        ("x_test", np.zeros((5, 7, 7), np.uint8), "hold images of different sizes ((6, 6) and (7, 7))"),
+    ],
+)
+def test_malformed_idx_files_are_one_line_naming_the_file(
+    make_cfg, tmp_path: Path, key: str, array: np.ndarray, message: str
+) -> None:
+    root = _mnist_with(tmp_path / "m", key, array)
+    with pytest.raises(DataError) as info:
+        load_data(make_cfg("data=mnist", f"data.root={root}").data)
+    text = str(info.value)
+    assert message in text and str(root / MNIST_FILES[key]) in text and "\n" not in text
+
+
+def test_an_empty_set_and_nan_pixels_are_refused(make_cfg, tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    fake_mnist(root, gz=False)
+    write_idx(root / MNIST_FILES["x_test"], np.zeros((0, 6, 6), np.uint8))
+    write_idx(root / MNIST_FILES["y_test"], np.zeros(0, np.uint8))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte holds no images: expected at least one"):
+        load_data(make_cfg("data=mnist", f"data.root={root}").data)
+    images = np.random.default_rng(0).random((12, 6, 6)).astype(">f4")
+    images[3, 2, 2] = np.nan
+    images[5, 0, 1] = np.inf
+    root = _mnist_with(tmp_path / "nan", "x_train", images)
+    with pytest.raises(
+        DataError, match=r"training split: 2 values are NaN or infinite: expected finite numbers"
+    ):
+        load_data(make_cfg("data=mnist", f"data.root={root}").data)
+
+
+def test_a_nan_pixel_run_is_refused_before_training(make_cfg, tmp_path: Path) -> None:
+    """Before: the run trained on NaN inputs and ended as `diverged` (exit 0)."""
+    from initlab.lab.train import train
+
+    images = np.full((12, 6, 6), np.nan, ">f4")
+    root = _mnist_with(tmp_path / "nan", "x_train", images)
+    with pytest.raises(DataError):
+        train(make_cfg("data=mnist", f"data.root={root}", "train.steps=2"), tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (
+            {b"labels": ["cat"] * 4, b"data": np.zeros((4, 3072), np.uint8)},
+            "labels of type <U3 are not allowed",
+        ),
+        ({b"labels": [1] * 4, b"data": np.full((4, 3072), "x")}, "data: values of type <U1 are not allowed"),
+        (
+            {b"labels": [1, 2, 10, 3], b"data": np.zeros((4, 3072), np.uint8)},
+            "labels 10 are outside the classes",
+        ),
+        ({b"labels": [1.0, 2.0, 3.0, 4.0], b"data": np.zeros((4, 3072), np.uint8)}, "labels of type float64"),
+    ],
+)
+def test_cifar_batches_of_the_wrong_kind(make_cfg, tmp_path: Path, batch: dict, message: str) -> None:
+    root = tmp_path / "c"
+    fake_cifar10(root)
+    (root / "data_batch_2").write_bytes(pickle.dumps(batch))
+    with pytest.raises(DataError) as info:
+        load_data(make_cfg("data=cifar10", f"data.root={root}").data)
+    text = str(info.value)
+    assert text.startswith(f"{root / 'data_batch_2'} is not a CIFAR-10 batch") and message in text
+
+
+def test_a_truncated_shapeset_cache_entry_is_regenerated(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    from initlab.lab import data
+
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path))
+    data._shapeset.cache_clear()
+    cfg = make_cfg("data=shapeset", "data.n_train=20", "data.n_test=10").data
+    first = load_data(cfg)
+    (entry,) = tmp_path.glob("shapeset-*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])  # a cut file: zipfile.BadZipFile when read
+    data._shapeset.cache_clear()
+    again = load_data(cfg)
+    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
+    data._shapeset.cache_clear()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import QuadMesh
-from plot_runs import check_file, lines_of, one, write_run
+from plot_runs import check_file, hand_runs, lines_of, one, write_run
 
 from initlab import cli, load_run
 from initlab import plots as P
@@ -165,6 +165,12 @@ def test_bad_runs_draw_what_can_be_drawn(tmp_path: Path, capsys: pytest.CaptureF
     assert "| crash |" in index and "failed" in index
 
 
+@pytest.fixture
+def hand(tmp_path: Path) -> list[RunData]:
+    """init=standard,xavier × data=shapeset,mnist × seed=0,1 with known numbers (plot_runs.hand_runs)."""
+    return hand_runs(tmp_path)
+
+
 def test_nothing_drawable_exits_1_with_one_line_per_figure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -172,9 +178,15 @@ def test_nothing_drawable_exits_1_with_one_line_per_figure(
     (tmp_path / "crash" / "summary.json").write_text('{"status": "failed", "steps_done": 0}')
     assert P.main([str(tmp_path)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len([line for line in err if "skipped" in line]) == len(P.FIGURES)
+    assert len([line for line in err if line.startswith("initlab plot: not drawn: ")]) == len(P.FIGURES)
     assert not (tmp_path / "figures").exists()
-    # metrics only (probes off): curves and table, the rest skipped with one line each
+
+
+def test_figures_that_do_not_apply_are_not_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Metrics only (probes off): a plain `initlab plot` draws curves and table and says nothing of the rest
+    (index.md lists them); a figure named in --figures that cannot be drawn is one line on stderr."""
     write_run(tmp_path / "noprobe", [], probes=False)
     assert P.main([str(tmp_path / "noprobe")]) == 0
     captured = capsys.readouterr()
@@ -184,7 +196,69 @@ def test_nothing_drawable_exits_1_with_one_line_per_figure(
         "table.csv",
         "index.md",
     }
-    assert len(captured.err.splitlines()) == len(P.FIGURES) - 2
+    assert captured.err == ""
+    index = (tmp_path / "noprobe" / "figures" / "index.md").read_text()
+    assert "## Not drawn" in index and "- hist: " in index and "- weights: " in index
+    assert P.main([str(tmp_path / "noprobe"), "--figures", "curves,hist"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("initlab plot: not drawn: hist: no run has act histograms")
+
+
+def test_a_run_still_training_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "live", [], summary={"status": "running", "steps_done": 3}, probes=False)
+    assert P.main([str(run), "--figures", "curves,depth"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"initlab plot: note: 1 of 1 runs still training ({run}): "
+        "the figures show what they have logged so far"
+    )
+    assert err[1].startswith("initlab plot: not drawn: depth: ") and err[1].endswith(
+        "(1 runs still training: their files are written as they go)"
+    )
+
+
+def test_steps_that_were_never_probed(hand: list[RunData], capsys: pytest.CaptureFixture[str]) -> None:
+    """--steps beyond every run's last probe: a message, no file named after it; a step between probes is
+    drawn at the nearest probed one and named after that one."""
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), "--figures", "depth", "--steps", "9,99999"]) == 0
+    captured = capsys.readouterr()
+    assert [Path(p).name for p in captured.out.splitlines()] == ["depth_step10.png", "index.md"]
+    assert captured.err == (
+        "initlab plot: --steps 99999: no run was probed at or after step 99999 (the last probed step is 10; "
+        "--steps last picks each run's last one)\n"
+    )
+    assert P.main([str(sweep), "--figures", "hist", "--steps", "99999"]) == 1
+    assert "initlab plot: not drawn: hist: no probe step to draw" in capsys.readouterr().err
+    assert not list((sweep / "figures").glob("*99999*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ref-ratio", "-1"], "argument --ref-ratio: '-1' is not allowed: expected a number > 0, e.g. 0.5"),
+        (["--ref-ratio", "inf"], "argument --ref-ratio: 'inf' is not allowed: expected a number > 0"),
+        (
+            ["--color-by", "nosuch"],
+            "--color-by 'nosuch' is not allowed: expected a key these runs differ in: init,",
+        ),
+        (
+            ["--steps", "1,x"],
+            "argument --steps: '1,x' is not allowed: expected integers >= 0 or last, e.g. 0,last",
+        ),
+        (
+            ["--figures", "hist,nope"],
+            "argument --figures: unknown figure 'nope': expected a comma-separated list",
+        ),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_options_are_one_line(hand: list[RunData], args: list[str], message: str, capsys) -> None:
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"initlab plot: error: {message}") and captured.err.count("\n") == 1
+    assert captured.out == "" and not (sweep / "figures").exists()
 
 
 def test_no_runs_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,3 +287,38 @@ def test_out_dir_and_glob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # two paths, no --out: figures/ in the folder that holds both
     assert P.main([str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--figures", "table"]) == 0
     assert (tmp_path / "runs" / "figures" / "table.md").exists()
+
+
+def test_a_read_only_output_folder_is_said_before_drawing(
+    hand: list[RunData], monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from initlab.plots import command
+
+    sweep = hand[0].path.parent
+    monkeypatch.setattr(command.os, "access", lambda path, mode: False)
+    assert P.main([str(sweep)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"initlab plot: error: cannot write the figures to {sweep / 'figures'} "
+        f"({sweep} is read-only for this user): use --out DIR\n"
+    )
+    assert captured.out == "" and not (sweep / "figures").exists()
+
+
+def test_layers_that_no_run_logged(hand: list[RunData], capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = hand[0].path.parent
+    assert P.main([str(sweep), "--figures", "depth", "--layers", "99"]) == 2
+    assert capsys.readouterr().err == (
+        "initlab plot: error: --layers 99: no run logged such a layer "
+        "(they have layers 1..3; the last one is the output layer)\n"
+    )
+    assert P.main([str(sweep), "--figures", "depth", "--layers", "1,99"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("initlab plot: --layers 99: no run logged such a layer")
+    assert [Path(p).name for p in captured.out.splitlines()] == ["depth_step0.png", "index.md"]
+
+
+def test_figures_all_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_run(tmp_path / "noprobe", [], probes=False)
+    assert P.main([str(tmp_path / "noprobe"), "--figures", "all"]) == 0
+    assert capsys.readouterr().err == ""  # only what applies, nothing said of the rest

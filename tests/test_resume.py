@@ -124,3 +124,14 @@ def test_resume_under_parallel_launchers(tmp_path, monkeypatch, capfd, launcher)
     assert (sweep_dir / "1" / "summary.json").stat().st_mtime_ns != failed
     assert sweep_index.read_index(sweep_dir)["status"].tolist() == ["completed", "failed"]
     capfd.readouterr()
+
+
+def test_a_display_setting_is_no_difference(make_cfg) -> None:
+    """Adding train.progress=false to the resumed command keeps the finished jobs (it reran all of them)."""
+    import yaml
+
+    saved = yaml.safe_load(OmegaConf.to_yaml(make_cfg("train.progress=true"), resolve=False))
+    earlier = {"status": "completed", "config": resume.comparable(saved)}
+    assert "progress" not in earlier["config"]["train"] and saved["train"]["progress"] is True
+    assert resume.decide(earlier, make_cfg("train.progress=false")) == "keep"
+    assert resume.decide(earlier, make_cfg("train.progress=false", "train.steps=21")) == "rerun"

@@ -314,3 +314,19 @@ def test_reproduce_script_force_moves_the_result_aside(tmp_path):
     (aside,) = (tmp_path / "outputs" / "reproduce").glob("nosuch_quick.old-*")
     assert (aside / "claims.md").read_text() == "earlier result\n"
     assert "previous result moved to" in proc.stdout
+
+
+def test_reproduce_all_runs_every_preset_once(tmp_path):
+    """``all`` reads the names from ``initlab list --names``: each preset once, no words of a description."""
+    script = Path(__file__).parents[1] / "scripts" / "reproduce.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", str(script), "all", "--quick", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    presets = sorted(p.stem for p in (config_dir() / "experiment").glob("*_quick.yaml"))
+    assert proc.returncode == 0 and sorted(proc.stdout.split()) == presets and len(presets) >= 15
+    assert not (tmp_path / "outputs").exists()

@@ -296,7 +296,14 @@ def test_theory_command(capsys) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["init=foo"], "Could not find 'init/foo': expected one of constant,"),
+        (
+            ["init=foo"],
+            "init=foo is not allowed: Could not find 'init/foo'; Available options in 'init': constant,",
+        ),
+        (
+            ["act=foo"],
+            "Available options in 'act': elu, gelu, leaky_relu, linear, prelu, relu, selu, sigmoid, silu",
+        ),
         (["model.norm=batch"], "model.norm=batch"),
         (["init=lsuv"], "init=lsuv"),
         (["model.depth=0"], "model.depth=0 is not allowed"),
@@ -308,7 +315,17 @@ def test_theory_command_errors(args: list[str], message: str, capsys) -> None:
 
     assert main(["theory", *args]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    assert message in err and err.count("\n") == 1 and "search path" not in err
+
+
+@pytest.mark.parametrize(("data", "n_in"), [("cifar10", 3072), ("fashion_mnist", 784), ("mnist", 784)])
+def test_theory_command_for_data_on_disk(data: str, n_in: int, capsys) -> None:
+    """The files need not be there: the prediction needs only the data set's dimensions."""
+    from initlab.cli import main
+
+    assert main(["theory", "--format", "csv", f"data={data}", "model.depth=2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split(",")[:3] == ["1", str(n_in), "256"] and lines[-1].split(",")[2] == "10"
 
 
 @pytest.mark.slow

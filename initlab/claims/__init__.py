@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,32 +277,68 @@ def to_markdown(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# exit statuses of ``initlab check`` (2 is also argparse's, for a bad command line)
+EXIT_PASSED, EXIT_FAILED, EXIT_NOTHING, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+def incomplete(result: Result) -> bool:
+    """A claim not decided on all of its seeds: skipped (its runs lack what it needs, or one seed where the
+    rule needs several), or skipped in some seeds."""
+    return result.passed is None or any(v is None for v in result.values.values())
+
+
 def main(argv: list[str]) -> int:
-    """``initlab check DIR [DIR ...]``: evaluate the claims that apply; exit 1 if one fails."""
-    parser = argparse.ArgumentParser(prog="initlab check", description=main.__doc__)
+    """``initlab check DIR [DIR ...]``: evaluate the claims that apply and write claims.md.
+
+    Exit status: 0 every claim passed on every seed; 1 a claim failed; 3 none failed but the check is
+    incomplete (a claim skipped, or skipped in some seeds); 2 no runs, no claim applies, or a bad command
+    line.
+    """
+    parser = argparse.ArgumentParser(
+        prog="initlab check",
+        description=main.__doc__.split("\n\n")[0],
+        epilog="exit status: 0 all passed, 1 a claim failed, 3 incomplete (claims skipped), "
+        "2 nothing to check",
+    )
     parser.add_argument("paths", nargs="+", help="sweep or run directories (or globs)")
     parser.add_argument("--out", type=Path, help="where to write claims.md (default: the first path)")
     args = parser.parse_args(argv)
     notes: list[str] = []
     runs = collect_runs(args.paths, notes)
     for note in notes:
-        print(f"initlab check: {note}")
+        print(f"initlab check: {note}", file=sys.stderr)
     if not runs:
-        print(f"initlab check: error: no runs found in {' '.join(args.paths)}")
-        return 2
+        print(f"initlab check: error: no runs found in {' '.join(args.paths)}", file=sys.stderr)
+        return EXIT_NOTHING
     results = evaluate(runs)
     if not results:
         presets = sorted({str(cfg(r, "preset")) for r in runs})
-        print(f"initlab check: no claim applies to these runs (presets: {', '.join(presets) or 'none'})")
-        return 2
+        print(
+            f"initlab check: error: no claim applies to these runs (presets: {', '.join(presets) or 'none'})",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING
     table = to_markdown(results)
     print(table, end="")
     out = args.out or Path(args.paths[0])
     if out.is_dir():
         out = out / "claims.md"
-    out.write_text("# Claims checked\n\n" + RULES_LEGEND + "\n\n" + table)
-    print(f"wrote {out}")
+    try:
+        out.write_text("# Claims checked\n\n" + RULES_LEGEND + "\n\n" + table)
+        print(f"wrote {out}")
+    except OSError as exc:
+        print(f"initlab check: warning: {out} not written ({exc.strerror or exc})", file=sys.stderr)
     failed = sum(r.passed is False for r in results)
     passed = sum(r.passed is True for r in results)
-    print(f"claims: {passed} passed, {failed} failed, {len(results) - passed - failed} skipped")
-    return 1 if failed else 0
+    partial = sum(incomplete(r) and r.passed is not None for r in results)
+    counts = f"claims: {passed} passed, {failed} failed, {len(results) - passed - failed} skipped"
+    if partial:
+        counts += f" ({partial} decided on only some seeds)"
+    if failed:
+        print(counts)
+        return EXIT_FAILED
+    if any(map(incomplete, results)):
+        print(f"{counts}; incomplete: see the skipped rows (exit status {EXIT_INCOMPLETE})")
+        return EXIT_INCOMPLETE
+    print(counts)
+    return EXIT_PASSED

@@ -28,6 +28,7 @@ import os
 import pickle
 import tempfile
 import warnings
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,12 +42,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from initlab.errors import UserError
 from initlab.lab import shapeset
-
-
-class DataError(UserError):
-    """A data set cannot be loaded (missing or malformed files); the message says what to do."""
+from initlab.lab.datacheck import DataError, check_arrays, check_inputs, check_labels
 
 
 @dataclass
@@ -129,7 +126,7 @@ def _read_npz(path: Path) -> Arrays | None:
     try:
         with np.load(path) as z:
             return tuple(z[f"arr_{i}"] for i in range(4))  # type: ignore[return-value]
-    except (OSError, ValueError, KeyError):  # a damaged entry is regenerated
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):  # a damaged entry is regenerated
         return None
 
 
@@ -255,6 +252,14 @@ def _idx_loader(title: str, source: str) -> Callable[[DictConfig], Loaded]:
                     f"{paths[f'x_{split}']} and {paths[f'y_{split}']} do not match: "
                     f"images {images.shape}, labels {labels.shape}; expected (N, H, W) and (N,)"
                 )
+            if not len(images):
+                raise DataError(f"{paths[f'x_{split}']} holds no images: expected at least one")
+            check_labels(labels, 10, str(paths[f"y_{split}"]))  # before the cast to int64 truncates floats
+        if arr["x_train"].shape[1:] != arr["x_test"].shape[1:]:
+            raise DataError(
+                f"{paths['x_train']} and {paths['x_test']} hold images of different sizes "
+                f"({arr['x_train'].shape[1:]} and {arr['x_test'].shape[1:]}): expected one size"
+            )
         x_tr, x_te = (arr[k].reshape(len(arr[k]), -1).astype(np.float32) for k in ("x_train", "x_test"))
         y_tr, y_te = arr["y_train"].astype(np.int64), arr["y_test"].astype(np.int64)
         n_tr, n_te = _split_sizes(cfg, x_tr, x_te)
@@ -311,12 +316,12 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in batch or "labels" not in batch:
         raise DataError(f"{path} is not a CIFAR-10 batch (keys {sorted(batch)}; expected data and labels)")
     x, y = np.asarray(batch["data"]), np.asarray(batch["labels"])
+    check_inputs(x, f"{path} is not a CIFAR-10 batch: data")
+    check_labels(y, 10, f"{path} is not a CIFAR-10 batch")
     if x.ndim != 2 or x.shape[1] != math.prod(CIFAR10_SHAPE) or y.shape != (len(x),):
         raise DataError(
             f"{path} is not a CIFAR-10 batch (data {x.shape}, labels {y.shape}; expected (N, 3072) and (N,))"
         )
-    if len(y) and (y.min() < 0 or y.max() > 9):
-        raise DataError(f"{path} is not a CIFAR-10 batch (labels outside 0..9)")
     return x, y
 
 
@@ -369,7 +374,11 @@ IMAGE_DATA = tuple(sorted(name for name, source in SOURCES.items() if source.ima
 
 def load_data(cfg: DictConfig, device: torch.device | str = "cpu") -> Dataset:
     """Load the data set ``cfg.name``, standardize with the train split's scalar mean/std, move to device."""
-    (x_tr, y_tr, x_te, y_te), n_classes, image_shape = SOURCES[cfg.name].load(cfg)
+    arrays, n_classes, image_shape = SOURCES[cfg.name].load(cfg)
+    check_arrays(
+        arrays, n_classes, f"data={cfg.name}" + (f" (data.root={cfg.root})" if cfg.get("root") else "")
+    )
+    x_tr, y_tr, x_te, y_te = arrays
     mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
 
     def tensor(a: np.ndarray) -> torch.Tensor:

@@ -13,11 +13,40 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
+from initlab.errors import UserError
 from initlab.plots.common import Options, Skip
 from initlab.plots.figures import FIGURES
-from initlab.plots.style import DPI, FORMATS, group_runs, setup_title
+from initlab.plots.options import (
+    Parser,
+    check_color_by,
+    existing_layers,
+    format_list,
+    layers_option,
+    ratio,
+    reachable_steps,
+    split,
+    steps_option,
+    unwritable,
+)
+from initlab.plots.style import DPI, group_runs, setup_title
 from initlab.runs import Run, collect_runs
 from initlab.runs.grouping import label
+
+STEP_FIGURES = ("hist", "depth")  # the figures drawn at --steps
+
+
+def _figure_names(text: str) -> list[str] | None:
+    """``--figures``: comma-separated names of :data:`FIGURES`, or ``all`` (None: every one that applies)."""
+    if text.strip() == "all":
+        return None
+    names = split(text)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure {', '.join(map(repr, unknown)) or '(none)'}: "
+            f"expected a comma-separated list of {', '.join(FIGURES)} (or all)"
+        )
+    return names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,23 +56,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     epilog += (
         "\n\nWrites PATH/figures/NAME.png (or --out DIR), table.md, table.csv, index.md; prints each path."
+        "\nFigures that do not apply to these runs are listed in index.md; those named in --figures that"
+        "\ncannot be drawn are reported."
         "\nExit status: 0 if anything was drawn, 1 if nothing could be, 2 for a bad command line."
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="initlab plot",
         description="Draw the figures of run and sweep directories from their logs (nothing is retrained).",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="run directory, sweep directory or glob")
-    parser.add_argument("--figures", default="all", help="comma-separated figure names (default: all)")
-    parser.add_argument("--out", metavar="DIR", help="output directory (default: PATH/figures)")
-    parser.add_argument("--format", default="png", help="comma-separated: png, pdf, svg (default: png)")
     parser.add_argument(
-        "--steps", default="0", help="probe steps of hist and depth, e.g. 0,100,last (default: 0)"
+        "--figures", type=_figure_names, help="comma-separated figure names (default: all that apply)"
+    )
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: PATH/figures)")
+    parser.add_argument(
+        "--format", type=format_list, default="png", help="comma-separated: png, pdf, svg (default: png)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=steps_option,
+        default="0",
+        help="probe steps of hist and depth, e.g. 0,100,last (default: 0)",
     )
     parser.add_argument(
         "--layers",
+        type=layers_option,
         help="layer indices, e.g. 1,3 (hist/stats/depth: these layers instead of all hidden ones; "
         "percentiles/heatmap: one figure per layer instead of the last hidden layer)",
     )
@@ -59,15 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ref-ratio",
-        type=float,
+        type=ratio,
         metavar="R",
-        help="depth: dashed reference line whose variance changes by R per layer (e.g. 0.5 = 2^-L)",
+        help="depth: dotted reference line whose variance changes by R > 0 per layer (e.g. 0.5 = 2^-L)",
     )
     return parser
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _fail(message: str) -> int:
@@ -120,7 +155,8 @@ def write_figure_index(
         if others:
             lines += ["", "Files: " + ", ".join(f"[{f.name}]({f.name})" for f in others) + "."]
     if skipped:
-        lines += ["", "## Not drawn", ""] + [f"- {s}" for s in skipped]
+        lines += ["", "## Not drawn", "", "(They do not apply to these runs, or could not be drawn.)", ""]
+        lines += [f"- {s}" for s in skipped]
     path = out / "index.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -136,42 +172,20 @@ def _warn_new_problems(runs: list[Run], reported: set[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``initlab plot``: 0 if anything was drawn, 1 if nothing could be, 2 for a bad command line."""
+    """``initlab plot``: 0 if anything was drawn, 1 if nothing could be, 2 for a bad command line.
+
+    A figure that does not apply to these runs (no probes, no saved model, ...) is not drawn and only listed
+    in ``index.md``; one the user named in ``--figures`` and could not get is reported on stderr.
+    """
     matplotlib.use("Agg")  # never a window, whatever backend the environment asks for
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2, already printed by argparse)
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    names = list(FIGURES) if args.figures.strip() == "all" else _split(args.figures)
-    unknown = [n for n in names if n not in FIGURES]
-    if unknown or not names:
-        return _fail(
-            f"unknown figure {', '.join(map(repr, unknown)) or '(none)'}: "
-            f"expected a comma-separated list of {', '.join(FIGURES)} (or all)"
-        )
-    formats = _split(args.format.lower())
-    if not formats or any(f not in FORMATS for f in formats):
-        return _fail(
-            f"--format {args.format!r} is not allowed: expected a comma-separated list of "
-            f"{', '.join(FORMATS)}"
-        )
-    steps: list[int | str] = []
-    for part in _split(args.steps):
-        if part in ("last", "final", "end"):
-            steps.append("last")
-        elif part.isdigit():
-            steps.append(int(part))
-        else:
-            return _fail(
-                f"--steps {args.steps!r} is not allowed: expected integers >= 0 or 'last', e.g. 0,last"
-            )
-    layers = None
-    if args.layers:
-        parts = _split(args.layers)
-        if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
-            return _fail(f"--layers {args.layers!r} is not allowed: expected integers >= 1, e.g. 1,5")
-        layers = [int(p) for p in parts]
+    except UserError as exc:
+        return _fail(str(exc))
+    asked = args.figures is not None
+    names = args.figures or list(FIGURES)
 
     notes: list[str] = []
     runs = collect_runs(args.paths, notes)
@@ -182,55 +196,105 @@ def main(argv: list[str]) -> int:
     if not runs:
         print("initlab plot: nothing drawn: no runs found", file=sys.stderr)
         return 1
+    try:
+        check_color_by(args.color_by, runs)
+    except UserError as exc:
+        return _fail(str(exc))
+    training = [r for r in runs if r.summary.get("status") == "running"]
+    if training:
+        print(
+            f"initlab plot: note: {len(training)} of {len(runs)} runs still training "
+            f"({', '.join(str(r.path) for r in training[:3])}{', ...' if len(training) > 3 else ''}): "
+            "the figures show what they have logged so far",
+            file=sys.stderr,
+        )
+    layers, missing = existing_layers(args.layers, runs)
+    if missing and not layers:
+        return _fail(missing)
+    if missing:
+        print(f"initlab plot: {missing}", file=sys.stderr)
+    steps, unreachable = reachable_steps(args.steps, runs)
+    for message in unreachable:
+        print(f"initlab plot: {message}", file=sys.stderr)
     out = Path(args.out) if args.out else _default_out(args.paths, runs)
+    if problem := unwritable(out):
+        return _fail(problem)
 
     written: list[tuple[str, str, list[Path]]] = []
-    skipped: list[str] = []
+    not_drawn: list[str] = []
+    unsaid: list[str] = []  # figures that do not apply, listed in index.md only
     for name in names:
-        function, description = FIGURES[name].make, FIGURES[name].description
         opts = Options(
-            steps=steps or [0],
+            steps=steps,
             layers=layers,
             xscale=args.xscale,
             logy=args.logy,
             color_by=args.color_by,
             ref_ratio=args.ref_ratio,
         )
-        problems = []
-        try:
-            with warnings.catch_warnings():  # Matplotlib's complaints about odd data are not the user's news
-                warnings.simplefilter("ignore")
-                outputs = function(runs, opts)
-                out.mkdir(parents=True, exist_ok=True)
-                texts = []
-                for stem, item in outputs:
-                    if isinstance(item, str):
-                        texts += _save(out, stem, item, formats)
-                        continue
-                    files = _save(out, stem, item, formats)
-                    written.append((stem, item.get_label() or description, files))
-                    print(*files, sep="\n", flush=True)
-                if texts:
-                    written.append((name, description, texts))
-                    print(*texts, sep="\n", flush=True)
-        except Skip as skip:
-            problems.append(f"{name}: {skip}")
-        except OSError as exc:
-            problems.append(f"{name}: cannot write to {out} ({exc.strerror or exc})")
-        except Exception as exc:  # noqa: BLE001 - one odd run must not end the command with a traceback
-            problems.append(f"{name}: could not be drawn ({type(exc).__name__}: {exc})")
+        if name in STEP_FIGURES and not steps:
+            problem, inapplicable = f"{name}: no probe step to draw (see --steps)", False
+        else:
+            problem, inapplicable = _draw(name, runs, opts, out, args.format, written)
         _warn_new_problems(runs, reported)  # files are read lazily, by the first figure that needs them
-        for line in problems + opts.notes:
-            print(f"initlab plot: skipped {line}", file=sys.stderr, flush=True)
-        skipped += problems + opts.notes
+        if problem and training and inapplicable:
+            problem += f" ({len(training)} runs still training: their files are written as they go)"
+        if problem and (asked or not inapplicable):
+            print(f"initlab plot: not drawn: {problem}", file=sys.stderr, flush=True)
+        elif problem:
+            unsaid.append(problem)
+        for line in opts.notes:  # parts of a drawn figure left out
+            print(f"initlab plot: note: {line}", file=sys.stderr, flush=True)
+        not_drawn += [problem] * bool(problem) + opts.notes
     if not written:
+        for line in unsaid:  # nothing applied: now say why each figure was not drawn
+            print(f"initlab plot: not drawn: {line}", file=sys.stderr)
         print("initlab plot: nothing drawn", file=sys.stderr)
         return 1
     try:
-        print(write_figure_index(out, runs, written, skipped))
+        print(write_figure_index(out, runs, written, not_drawn))
     except OSError as exc:
         print(f"initlab plot: warning: index.md not written ({exc})", file=sys.stderr)
     return 0
+
+
+def _draw(
+    name: str,
+    runs: list[Run],
+    opts: Options,
+    out: Path,
+    formats: Sequence[str],
+    written: list[tuple[str, str, list[Path]]],
+) -> tuple[str, bool]:
+    """Draw one figure and write its files (appended to ``written``, each path printed).
+
+    Returns ``(problem, inapplicable)``: why it was not drawn ("" if it was), and whether that is because
+    it does not apply to these runs (:class:`Skip`) rather than a failure.
+    """
+    function, description = FIGURES[name].make, FIGURES[name].description
+    try:
+        with warnings.catch_warnings():  # Matplotlib's complaints about odd data are not the user's news
+            warnings.simplefilter("ignore")
+            outputs = function(runs, opts)
+            out.mkdir(parents=True, exist_ok=True)
+            texts = []
+            for stem, item in outputs:
+                if isinstance(item, str):
+                    texts += _save(out, stem, item, formats)
+                    continue
+                files = _save(out, stem, item, formats)
+                written.append((stem, item.get_label() or description, files))
+                print(*files, sep="\n", flush=True)
+            if texts:
+                written.append((name, description, texts))
+                print(*texts, sep="\n", flush=True)
+    except Skip as skip:
+        return f"{name}: {skip}", True
+    except OSError as exc:
+        return f"{name}: cannot write to {out} ({exc.strerror or exc})", False
+    except Exception as exc:  # noqa: BLE001 - one odd run must not end the command with a traceback
+        return f"{name}: could not be drawn ({type(exc).__name__}: {exc})", False
+    return "", False
 
 
 def _save(out: Path, stem: str, item: Figure | str, formats: Sequence[str]) -> list[Path]:

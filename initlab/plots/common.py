@@ -179,8 +179,16 @@ def nearest_step(available: Iterable[int], wanted: int | str) -> int | None:
 
 
 def steps_text(steps_seen: set[int], wanted: int | str) -> str:
-    """"step 500" when every run was drawn at the same probed step, else "step 500 (nearest probed)"."""
+    """ "step 500" when every run was drawn at the same probed step, else "step 500 (nearest probed)"."""
     return f"step {next(iter(steps_seen))}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
+
+
+def step_stem(steps_seen: set[int], wanted: int | str) -> str:
+    """A file name's step: ``step500`` for the step every run was drawn at (never one that was not
+    probed), ``steplast`` for ``last``, else ``step{wanted}`` (the runs were drawn at different steps)."""
+    if wanted != "last" and len(steps_seen) == 1:
+        return f"step{next(iter(steps_seen))}"
+    return f"step{wanted}"
 
 
 def layer_name(layer: int, output: int) -> str:
@@ -200,20 +208,27 @@ def layer_stem(layers: set[int]) -> str:
 
 
 def figure_legend(
-    fig: Figure, handles: Sequence[Any], labels: Sequence[str], opts: Options | None = None
+    fig: Figure,
+    handles: Sequence[Any],
+    labels: Sequence[str],
+    opts: Options | None = None,
+    handlelength: float | None = None,
 ) -> None:
     """One legend for the whole figure, below the panels, so long labels never shrink the axes.
 
     Drawn into the caller's Axes (:func:`into_axes`), the legend goes into the last of them instead.
+    ``handlelength`` (in font sizes; Matplotlib's default 2) long enough shows each line style's pattern.
     """
     labels = [wrap(text, 50) for text in labels]
     if into_axes(opts):
         last = np.asarray(opts.target, dtype=object).reshape(-1)[-1]  # type: ignore[union-attr]
-        last.legend(handles, labels, loc="best")
+        last.legend(handles, labels, loc="best", handlelength=handlelength)
         return
     longest = max((len(line) for text in labels for line in text.splitlines()), default=0)
     ncols = max(1, min(len(labels), 4 if longest <= 22 else 3 if longest <= 30 else 2))
-    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=ncols, frameon=False, handlelength=handlelength
+    )
 
 
 def representatives(
@@ -254,12 +269,16 @@ def grid_cleanup(axes: np.ndarray, used: int) -> None:
 
 def each(items: Iterable[Any], draw: Callable[[Any], Output], opts: Options, figure: str) -> list[Output]:
     """Draw one output per item; skipped items become notes, unless nothing at all could be drawn."""
-    outputs, reasons = [], []
+    outputs: list[Output] = []
+    reasons = []
     for item in items:
         try:
-            outputs.append(draw(item))
+            output = draw(item)
         except Skip as skip:
             reasons.append(str(skip))
+            continue
+        if output[0] not in {name for name, _ in outputs}:  # two asked steps whose nearest probe is one
+            outputs.append(output)
     if not outputs:
         raise Skip("; ".join(dict.fromkeys(reasons)) or "nothing to draw")
     opts.notes += [f"{figure}: {reason}" for reason in reasons]

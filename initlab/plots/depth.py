@@ -21,6 +21,7 @@ from initlab.plots.common import (
     new_figure,
     pick_layers,
     quantity_rows,
+    step_stem,
     steps_text,
     styled,
     suptitle,
@@ -115,10 +116,10 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
         ax.set_ylabel("variance (log scale)" if ax.get_yscale() == "log" else "variance (linear scale)")
     if not any_finite:
         raise Skip(f"no finite variance at step {wanted} (missing, or the run had diverged)")
-    entries = {
-        text: Line2D([], [], marker="o", markersize=4, **s) for text, s in legend_entries(runs, opts.color_by)
-    }
-    figure_legend(fig, [*entries.values(), *legend.values()], [*entries, *legend], opts)
+    # no markers in the legend: a marker hides the middle of a short dashed handle, and two line styles
+    # (two depths) would look the same; long handles show each dash pattern
+    entries = {text: Line2D([], [], **s) for text, s in legend_entries(runs, opts.color_by)}
+    figure_legend(fig, [*entries.values(), *legend.values()], [*entries, *legend], opts, handlelength=4.0)
     step_text = steps_text(steps_seen, wanted)
     suptitle(
         fig, f"Variance across depth at {step_text}: does the signal explode, vanish or hold?", runs, opts
@@ -134,4 +135,4 @@ def _depth(runs: list[Run], wanted: int | str, opts: Options) -> Output:
             else ""
         ),
     )
-    return f"depth_step{wanted}", fig
+    return f"depth_{step_stem(steps_seen, wanted)}", fig

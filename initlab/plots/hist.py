@@ -18,6 +18,7 @@ from initlab.plots.common import (
     pick_layers,
     quantity_rows,
     representatives,
+    step_stem,
     steps_text,
     styled,
     suptitle,
@@ -44,7 +45,6 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
     panels = representatives(runs, lambda r: not quantity_rows(r.hists, quantity).empty, opts, "hist")
     if not panels:
         raise Skip(f"no run has {quantity} histograms (hists.parquet missing, empty or unreadable)")
-    n_layers = max(int(quantity_rows(r.hists, quantity)["layer"].max()) for _, r in panels)
     fig, axes = new_figure(len(panels), 1, (7.0, 2.6), opts.target, sharex=True, sharey=True)
     drawn, steps_seen = 0, set()
     for ax, (name, run) in zip(axes[:, 0], panels, strict=True):
@@ -52,6 +52,7 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
         step = nearest_step(rows["step"].unique(), wanted)
         rows = rows[rows["step"] == step]
         output = run.output_layer(rows["layer"].unique())
+        n_layers = int(rows["layer"].max())  # the color scale spans this panel's layers
         for layer in pick_layers(run, rows["layer"].unique(), opts.layers):
             row = rows[rows["layer"] == layer].iloc[0]
             hist = normalized(row)
@@ -82,4 +83,4 @@ def hist_figure(runs: list[Run], quantity: str, wanted: int | str, opts: Options
         f"Distribution of the {QUANTITY_TEXT[quantity]} in each layer at {step_text} (fraction of values "
         "per bin, one curve per layer, one panel per setting).",
     )
-    return f"hist_{quantity}_step{wanted}", fig
+    return f"hist_{quantity}_{step_stem(steps_seen, wanted)}", fig

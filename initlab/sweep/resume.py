@@ -10,7 +10,8 @@ Rerunning a multirun into the directory of an earlier one (stopped by Ctrl-C, a 
   run files of its directory are removed first, so no stale log part mixes into the new run;
 * at the end the sweep index ``sweep.parquet`` is rebuilt from all job directories, as after any sweep.
 
-"The same config" is the composed config (``.hydra/config.yaml``) minus :data:`IGNORED_KEYS`. Hydra
+"The same config" is the composed config (``.hydra/config.yaml``) minus :data:`IGNORED_KEYS` (``resume``
+and display settings such as ``train.progress``). Hydra
 rewrites a job's ``.hydra/`` before the job starts, so :func:`snapshot` records every job directory's
 earlier config and status in ``DIR/.initlab-resume.json`` when the multirun starts (in the process that
 launches the jobs, from :class:`~.callback.SweepCallback`); each job, in whatever process or node the
@@ -21,6 +22,7 @@ launcher (basic, joblib, submitit) runs it, compares its own config with that re
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import shutil
@@ -36,15 +38,22 @@ from initlab.runs.write import RUN_FILES, parts_dir, write_json
 
 MANIFEST = ".initlab-resume.json"
 KEEP_STATUSES = ("completed", "diverged")
-IGNORED_KEYS = ("resume",)  # top-level config keys that do not make a run different
+# config keys (dotted) that do not change what a run computes: resume itself, and the progress bar
+IGNORED_KEYS = ("resume", "train.progress")
 
 _kept: set[Path] = set()  # job directories skipped in this process (read by the callback's job line)
 
 
 def comparable(config: Any) -> Any:
     """A config as plain data, without :data:`IGNORED_KEYS`."""
-    if isinstance(config, dict):
-        return {k: v for k, v in config.items() if k not in IGNORED_KEYS}
+    if not isinstance(config, dict):
+        return config
+    config = copy.deepcopy(config)
+    for key in IGNORED_KEYS:
+        *parents, leaf = key.split(".")
+        node = functools.reduce(lambda n, part: n.get(part) if isinstance(n, dict) else None, parents, config)
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return config
 
 

@@ -20,6 +20,7 @@ point of the q map:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class Activation:
     """φ, φ′ and φ″ of a torch activation module as functions of numpy arrays (float64, autograd)."""
 
     def __init__(self, module: torch.nn.Module) -> None:
-        self.module = module
+        # a copy in float64, the dtype of the quadrature nodes (a learned PReLU slope is a float32 parameter)
+        self.module = copy.deepcopy(module).to(torch.float64)
 
     def _derivative(self, x: np.ndarray, order: int) -> np.ndarray:
         t = torch.as_tensor(np.asarray(x, dtype=np.float64)).requires_grad_(True)
