@@ -67,8 +67,9 @@ def _ratio_result(var: pd.Series, ev: Evidence, quantity: str, down: bool) -> Re
     if len(var) < 2:
         return None
     top, bottom = var.iloc[-1], var.iloc[0]
-    ratio = float(bottom / top) if down else float(top / bottom)
-    rel = var / (top if down else bottom)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a layer of zeros: the ratio is 0, inf or NaN
+        ratio = float(np.float64(bottom) / top) if down else float(np.float64(top) / bottom)
+        rel = var / (top if down else bottom)
     per_layer = {str(k): float(v) for k, v in rel.items()}
     flagged = not math.isfinite(ratio) or _band(ratio)
     off = [k for k, v in per_layer.items() if _band(v)] if flagged else []

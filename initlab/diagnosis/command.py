@@ -9,7 +9,6 @@ finding, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-import warnings
 
 from initlab.diagnosis.examine import DEFAULT_STEPS
 
@@ -28,10 +27,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_intermixed_args(argv)
     from initlab.diagnosis.session import doctor_config
 
-    with warnings.catch_warnings():  # a diverging net's non-finite values are the divergence finding
-        warnings.filterwarnings("ignore", message=".*non-finite values.*")
-        report = doctor_config(
-            args.overrides, steps=args.steps, run_dir=args.dir, verify=args.verify, figure=not args.no_figure
-        )
+    report = doctor_config(
+        args.overrides, steps=args.steps, run_dir=args.dir, verify=args.verify, figure=not args.no_figure
+    )
     print(f"initlab: report written to {report.run_dir}/doctor.md")
     return 0 if report.clean else 1

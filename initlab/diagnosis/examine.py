@@ -11,6 +11,7 @@ Everything it found is an :class:`Evidence`, which the findings (:mod:`~initlab.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ def examine(
     watch, updates, losses = Watch(model), [], []
     diverged_at: int | None = None
     first: Batch | None = None
-    with make_probe(model, run_dir, steps=probed, total_steps=steps) as probe:
+    with warnings.catch_warnings(), make_probe(model, run_dir, steps=probed, total_steps=steps) as probe:
+        # a diverging net's non-finite values are the divergence finding, not a warning
+        warnings.filterwarnings("ignore", message=".*non-finite values.*")
         model.train()
         for step, batch in zip(range(steps), batches, strict=False):
             first = first or batch
