@@ -24,6 +24,10 @@ def _layers(names: list[str], most: int = 6) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "") if names else "—"
 
 
+def _fixed(flagged: bool | None, yes: str, no: str) -> str:
+    return "not measurable on the rerun" if flagged is None else no if flagged else yes
+
+
 @dataclass
 class Report:
     """What the doctor found. ``findings``: the checks past their threshold; ``passed``: the others;
@@ -75,7 +79,7 @@ class Report:
                 how = f" (`{' '.join(fix['overrides'])}`)" if fix.get("overrides") else ""
                 lines.append(f"- **fix**: {fix['text']}{how}; {fix['source']}")
             for v in self.verified:
-                fixed = "fixed" if not v["flagged_after"].get(f["key"], True) else "not fixed"
+                fixed = _fixed(v["flagged_after"].get(f["key"], True), "fixed", "not fixed")
                 lines.append(
                     f"- **rerun with {v['fix']}**: {_value(v['before'][f['key']])} → "
                     f"{_value(v['after'].get(f['key']))}, {fixed}"
@@ -102,7 +106,7 @@ class Report:
             ]
             for v in self.verified:
                 for key, before in v["before"].items():
-                    fixed = "yes" if not v["flagged_after"].get(key, True) else "no"
+                    fixed = _fixed(v["flagged_after"].get(key, True), "yes", "no")
                     lines.append(
                         f"| {v['fix']} | {key} | {_value(before)} | {_value(v['after'].get(key))} | {fixed} |"
                     )

@@ -25,7 +25,7 @@ PANELS: dict[str, tuple[str, bool, tuple[float, ...]]] = {
     "saturated_units": ("share of values saturated", False, (0.5,)),
     "updates_large": ("median ‖ΔW‖/‖W‖ per step", True, (1e-5, 1e-3, 1e-1)),
     "batch_norm_stats": ("rms (μ_B − μ_run)/σ_run", False, (0.5,)),
-    "symmetry": ("rank / min(units, inputs)", False, (0.0,)),
+    "symmetry": ("rank / min(units, inputs)", False, ()),
 }
 
 
