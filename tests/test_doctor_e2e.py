@@ -145,3 +145,42 @@ def test_a_small_resnet_gets_a_clean_report(tmp_path):
     assert report.clean, [(f["key"], f["detail"]) for f in report.findings]
     keys = {r["key"] for r in report.passed}
     assert {"forward_signal", "backward_gradient", "dead_units", "batch_norm_stats", "symmetry"} <= keys
+
+
+@pytest.mark.slow
+def test_the_command_writes_the_report_and_exits_1_on_a_finding(tmp_path, capsys):
+    """Constant init never breaks symmetry: a finding, exit status 1, the three files, the theory beside."""
+    code = main(
+        [
+            "doctor",
+            "init=constant",
+            "model.depth=2",
+            "model.width=16",
+            "data=digits",
+            "--steps",
+            "30",
+            "--dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "symmetry never broken" in out and "report written to" in out
+    for name in ("doctor.md", "doctor.json", "doctor.png", "layers.parquet"):
+        assert (tmp_path / "c" / name).is_file()
+    data = json.loads((tmp_path / "c" / "doctor.json").read_text())
+    assert "symmetry" in {f["key"] for f in data["findings"]}
+
+
+@pytest.mark.slow
+def test_the_figure_draws_the_mean_field_prediction_beside_the_measurement(tmp_path):
+    report = doctor_config(
+        ["init=xavier_normal", "act=relu", "model.depth=12", "model.width=64", "data=digits"],
+        steps=20,
+        run_dir=tmp_path / "f",
+        quiet=True,
+    )
+    forward = next(r for r in [*report.findings, *report.passed] if r["key"] == "forward_signal")
+    assert len(forward["predicted_per_layer"]) == 12
+    assert forward["predicted_per_layer"]["hidden.11.linear"] == pytest.approx(0.5**11, rel=0.05)
+    assert (tmp_path / "f" / "doctor.png").stat().st_size > 10_000

@@ -39,6 +39,7 @@ class Result:
     detail: str
     predicted: float | None = None  # the mean-field prediction of the same measure, where there is one
     per_layer: dict[str, float] = field(default_factory=dict)  # for the figure
+    predicted_per_layer: dict[str, float] = field(default_factory=dict)  # the mean field's, same layers
 
 
 def _hidden(ev: Evidence, quantity: str, step: int = 0) -> pd.Series:
@@ -80,16 +81,21 @@ def _ratio_result(var: pd.Series, ev: Evidence, quantity: str, down: bool) -> Re
     if ev.theory.get("rows") is not None:
         hidden = ev.layers[(ev.layers.step == 0) & (ev.layers.quantity == quantity)]
         layer_of = dict(zip(hidden["name"], hidden["layer"], strict=False))
-    predicted = None
+    predicted, predicted_per_layer = None, {}
     if ends[0] in layer_of and ends[1] in layer_of:
         predicted = _predicted(ev, quantity, int(layer_of[ends[0]]), int(layer_of[ends[1]]))
+        ref = int(layer_of[var.index[-1] if down else var.index[0]])
+        for name in var.index:
+            value = _predicted(ev, quantity, ref, int(layer_of[name])) if name in layer_of else None
+            if value is not None:
+                predicted_per_layer[str(name)] = value
     text = (
         f"{'toward the input' if down else 'up the net'}: ×{ratio:.3g} from {ends[0]} to {ends[1]} "
         f"over {n} layers, ×{each:.3g} per layer"
     )
     if predicted is not None:
         text += f"; mean-field prediction ×{predicted:.3g}"
-    return Result(ratio, flagged, off, text, predicted, per_layer)
+    return Result(ratio, flagged, off, text, predicted, per_layer, predicted_per_layer)
 
 
 # -- the checks --------------------------------------------------------------------------------------------
@@ -170,9 +176,10 @@ def phase(ev: Evidence) -> Result | None:
         f"χ₁ = {scales['chi_1']:.3g} ({scales['phase']}), ξ_c = {scales['xi_c']:.3g}, so 6·ξ_c = "
         f"{limit:.3g} layers for a net of depth {depth}"
     )
-    measured = ev.context.get("measured_chi_1")
-    if measured is not None:
-        text += f" (measured per-layer Var[∂L/∂s] ratio {measured:.3g})"
+    grads = _hidden(ev, "grad_preact")
+    if len(grads) >= 2 and grads.iloc[-1] > 0 and grads.iloc[0] > 0:  # equal widths: χ₁ per layer
+        measured = float((grads.iloc[0] / grads.iloc[-1]) ** (1 / (len(grads) - 1)))
+        text += f"; measured Var[∂L/∂s] ratio per layer {measured:.3g}"
     return Result(float(limit), depth > limit, ["all hidden layers"] if depth > limit else [], text)
 
 

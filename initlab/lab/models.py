@@ -159,8 +159,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn": CNN}
 PARAMETER_COUNTS: dict[str, Callable[..., int]] = {"mlp": mlp_parameters, "cnn": cnn_parameters}
 
 
-def build_model(
-    input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig
-) -> nn.Module:
+def build_model(input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig) -> nn.Module:
     """The model named ``cfg.name`` for inputs of ``input_shape`` (features, or C x H x W for ``cnn``)."""
     return MODELS[cfg.name](input_shape, n_out, cfg, act)

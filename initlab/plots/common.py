@@ -179,7 +179,7 @@ def nearest_step(available: Iterable[int], wanted: int | str) -> int | None:
 
 
 def steps_text(steps_seen: set[int], wanted: int | str) -> str:
-    """"step 500" when every run was drawn at the same probed step, else "step 500 (nearest probed)"."""
+    """ "step 500" when every run was drawn at the same probed step, else "step 500 (nearest probed)"."""
     return f"step {next(iter(steps_seen))}" if len(steps_seen) == 1 else f"step {wanted} (nearest probed)"
 
 

@@ -62,6 +62,18 @@ def _panel(ax: Any, check: dict[str, Any], label: str, log: bool, lines: tuple[f
     xs = range(len(names))
     ax.plot(xs, values, color="0.6", lw=1, zorder=1)
     ax.scatter(xs, values, c=colors, s=18, zorder=2)
+    predicted = check.get("predicted_per_layer") or {}
+    if predicted:
+        ax.plot(
+            [i for i, n in enumerate(names) if n in predicted],
+            [predicted[n] for n in names if n in predicted],
+            color="0.2",
+            ls=":",
+            lw=1.2,
+            label="mean-field prediction",
+            zorder=1,
+        )
+        ax.legend(loc="best")
     for y in lines:
         ax.axhline(y, color="0.3", ls="--", lw=0.8)
     if log:
