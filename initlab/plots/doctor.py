@@ -10,6 +10,7 @@ relative to its smaller dimension. Drawn from a :class:`~initlab.diagnosis.repor
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import matplotlib
@@ -78,6 +79,9 @@ def _panel(ax: Any, check: dict[str, Any], label: str, log: bool, lines: tuple[f
         ax.axhline(y, color="0.3", ls="--", lw=0.8)
     if log:
         ax.set_yscale("log")
+    else:  # shares and ranks from 0, so that a line near 1 does not look like a fall
+        finite = [v for v in values if math.isfinite(v)]
+        ax.set_ylim(0, max([1.05, *(1.1 * v for v in finite)]))
     step = max(1, len(names) // 12)
     ax.set_xticks(list(xs)[::step], names[::step], rotation=40, ha="right", fontsize=7)
     ax.set_ylabel(label)
