@@ -181,3 +181,55 @@ def test_probe_steps_are_dense_early_and_reach_the_second_half():
     assert steps[:4] == [0, 1, 2, 4] and steps[-1] == 299
     assert sum(s >= 150 for s in steps) >= 4 and all(s < 300 for s in steps)
     assert probe_steps(1) == [0]
+
+
+def test_a_generator_of_batches_is_replayed_for_the_verification(tmp_path):
+    """An iterator is consumed once; the reruns see the same batches, from the start."""
+    report = diagnose(mlp(12, init=xavier), tmp_path, batches=(b for b in BATCHES[:3]), steps=10, verify=True)
+    assert report.summary["steps_done"] == 10 and report.verified
+    first = next(v for v in report.verified if v["fix"] == "kaiming")
+    assert first["flagged_after"]["forward_signal"] is False
+
+
+def bare_evidence(**fields):
+    import pandas as pd
+
+    from initlab.diagnosis.examine import Evidence
+
+    empty = pd.DataFrame(columns=["step", "layer", "name", "quantity", "std", "n_nonfinite"])
+    base = dict(
+        layers=empty,
+        units=pd.DataFrame(),
+        norms=pd.DataFrame(),
+        updates=pd.DataFrame(),
+        ranks=pd.DataFrame(),
+        losses=[],
+        steps=0,
+        steps_done=0,
+        diverged_at=None,
+        probed=[],
+        batch_size=None,
+        activations=set(),
+    )
+    return Evidence(**{**base, **fields})
+
+
+@pytest.mark.parametrize("init, flagged", [("xavier_normal", True), ("kaiming", False)])
+def test_phase_xavier_relu_is_ordered_and_too_deep_kaiming_is_critical(init, flagged):
+    """Schoenholz et al.: depth > 6·ξ_c does not train; Xavier ReLU has χ₁ = ½, 6·ξ_c = 6/ln 2 = 8.7 < 30."""
+    from initlab.api import compose
+    from initlab.diagnosis.configured import theory
+
+    cfg = compose([f"init={init}", "act=relu", "model.depth=30"])
+    result = checks.phase(bare_evidence(theory=theory(cfg, 1024, 9, (1.0, ((0.0, 1.0),), 0.0))))
+    assert result.flagged is flagged
+    assert result.measured == (pytest.approx(6 / math.log(2)) if flagged else math.inf)
+
+
+def test_a_growing_loss_is_divergence_a_noisy_flat_one_is_not():
+    rng = torch.Generator().manual_seed(0)
+    noise = (0.1 * torch.randn(200, generator=rng)).tolist()
+    growing = [2.0 + 0.01 * i + e for i, e in enumerate(noise)]
+    flat = [2.0 + e for e in noise]
+    assert checks.divergence(bare_evidence(losses=growing)).flagged
+    assert not checks.divergence(bare_evidence(losses=flat)).flagged
