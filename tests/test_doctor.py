@@ -174,6 +174,8 @@ def test_bad_input_and_taken_directories_are_refused(tmp_path):
         diagnose(mlp(1), tmp_path)
     with pytest.raises(UserError, match="steps=0"):
         diagnose(mlp(1), tmp_path / "e", steps=0)
+    with pytest.raises(UserError, match="no batch"):
+        diagnose(mlp(1), tmp_path / "f", batches=[])
 
 
 def test_probe_steps_are_dense_early_and_reach_the_second_half():

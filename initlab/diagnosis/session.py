@@ -108,27 +108,31 @@ def _verify(report: Report, can: Callable[[Fix], bool], rerun: Callable[[Fix, Pa
 
 
 # -- any nn.Module ----------------------------------------------------------------------------------------
-def replay(source: Iterable[Batch], kept: list[Batch]) -> Iterator[Batch]:
-    """The batches kept so far, then new ones from ``source`` (kept too); from the start again when a
-    re-iterable source runs out, the kept ones again when an iterator does."""
-    i = 0
-    it = iter(source)
-    while True:
-        if i < len(kept):
-            yield kept[i]
-            i += 1
-            continue
-        try:
-            batch = next(it)
-        except StopIteration:
-            if not kept:
-                return
-            if isinstance(source, Iterator):
-                yield from (kept[j % len(kept)] for j in range(i, 10**12))
-                return
-            it = iter(source)
-            continue
-        kept.append(batch)
+class Replay:
+    """The caller's batches, drawn once and kept: each call of :meth:`stream` yields the kept ones from the
+    start, then draws on from where the source stopped (from its start again when a re-iterable source
+    runs out; the kept ones again when an iterator does)."""
+
+    def __init__(self, source: Iterable[Batch]) -> None:
+        self.source, self.kept = source, list[Batch]()
+        self.it: Iterator[Batch] = iter(source)
+
+    def stream(self) -> Iterator[Batch]:
+        i = 0
+        while True:
+            if i < len(self.kept):
+                yield self.kept[i]
+                i += 1
+                continue
+            try:
+                self.kept.append(next(self.it))
+            except StopIteration:
+                if not self.kept:
+                    return
+                if isinstance(self.source, Iterator):
+                    self.it = iter(list(self.kept))
+                else:
+                    self.it = iter(self.source)
 
 
 def clone_optimizer(
@@ -172,16 +176,16 @@ def doctor(
     path = new_run_dir(run_dir)
     pristine = copy.deepcopy(model)
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=DEFAULT_LR)
-    kept: list[Batch] = []
+    data = Replay(batches)
     devices = [torch.cuda.current_device()] if any(p.is_cuda for p in model.parameters()) else []
 
     def run(fix: Fix | None, where: Path) -> Evidence:
         patient = copy.deepcopy(pristine)
-        factor = fix.patch(patient, kept[0]) if fix is not None and fix.patch is not None else 1.0
+        factor = fix.patch(patient, data.kept[0]) if fix is not None and fix.patch is not None else 1.0
         with torch.random.fork_rng(devices=devices):
             ev = examine(
                 patient,
-                replay(batches, kept),
+                data.stream(),
                 loss_fn,
                 clone_optimizer(opt, model, patient, factor),
                 where,
@@ -195,6 +199,8 @@ def doctor(
         return ev
 
     ev = run(None, path)
+    if not data.kept:
+        raise UserError("batches yielded no batch: expected (x, y) pairs")
     report = build_report(ev, path, f"{type(model).__name__} ({ev.context['optimizer']}, {steps} updates)")
     if verify:
         _verify(report, lambda fix: fix.patch is not None, lambda fix, where: run(fix, where))
