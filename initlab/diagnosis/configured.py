@@ -47,7 +47,7 @@ def examine_config(
     from initlab.lab.data import augment, load_data
     from initlab.lab.inits import initialize
     from initlab.lab.models import build_model
-    from initlab.lab.optim import make_optimizer, reg_loss
+    from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
     from initlab.lab.train import batches, data_moments, pick_threads, resolve_device
 
     device = resolve_device(cfg.device)
@@ -70,7 +70,9 @@ def examine_config(
         def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(logits, y) + reg_loss(reg, model, logits)
 
-        ev = examine(model, stream(), loss_fn, optimizer, run_dir, steps)
+        max_norm = reg["max_norm"]
+        project = (lambda: max_norm_(model, max_norm)) if max_norm is not None else None
+        ev = examine(model, stream(), loss_fn, optimizer, run_dir, steps, project)
     finally:
         torch.set_num_threads(threads)
     ev.theory = theory(cfg, data.n_features, data.n_classes, data_moments(cfg, data))

@@ -84,9 +84,11 @@ def examine(
     optimizer: torch.optim.Optimizer,
     run_dir: Path,
     steps: int = DEFAULT_STEPS,
+    after_step: Callable[[], None] | None = None,
 ) -> Evidence:
     """Train ``model`` for ``steps`` updates on ``batches`` ((x, y) pairs) with ``loss_fn(model(x), y)``;
-    return the :class:`Evidence`. The probe library's run directory is ``run_dir``."""
+    return the :class:`Evidence`. The probe library's run directory is ``run_dir``; ``after_step`` is called
+    after every update."""
     from initlab.probing.loop import probe as make_probe
 
     probed = probe_steps(steps)
@@ -114,6 +116,8 @@ def examine(
                 break
             with update_sizes(model, step, updates) if wanted and step > 0 else nullcontext():
                 optimizer.step()
+            if after_step is not None:  # a constraint of the training (initlab's max-norm projection)
+                after_step()
     done = len(losses) - (diverged_at is not None)
     run = load_run(run_dir)
     return Evidence(
