@@ -64,6 +64,7 @@ def test_he_et_al_xavier_relu_30_layers(tmp_path):
         "optim.lr=0.002",
         "optim.momentum=0.9",
         "train.batch_size=32",
+        steps=150,
         verify=True,
     )
     found = {f["key"]: f for f in report.findings}

@@ -68,8 +68,9 @@ def build_report(ev: Evidence, run_dir: Path, subject: str) -> Report:
 
 
 def _verify(report: Report, can: Callable[[Fix], bool], rerun: Callable[[Fix, Path], Evidence]) -> None:
-    """Rerun with the first applicable fix of each finding (each fix once); record every finding's measure
-    before and after each rerun (a fix may cure more than the finding it was chosen for).
+    """Rerun with each suggested fix that can be applied automatically (each fix once, in the order the
+    findings suggest them); record every finding's measure before and after each rerun (a fix may cure
+    more than the finding that suggested it, or none).
 
     A finding counts as fixed when its check, run on the rerun, is below its threshold; a check of the
     training (not of the initialized net) counts as not fixed when the rerun diverged.
@@ -79,11 +80,11 @@ def _verify(report: Report, can: Callable[[Fix], bool], rerun: Callable[[Fix, Pa
     checks = {c.key: c for c in CHECKS}
     chosen: dict[str, list[str]] = {}
     for f in report.findings:
-        fix = next((FIXES[s["key"]] for s in f["suggested"] if can(FIXES[s["key"]])), None)
-        if fix is None:
+        fixes = [FIXES[s["key"]] for s in f["suggested"] if can(FIXES[s["key"]])]
+        if not fixes:
             report.notes.append(f"{f['key']}: no suggested fix can be applied automatically to this net")
-            continue
-        chosen.setdefault(fix.key, []).append(f["key"])
+        for fix in fixes:
+            chosen.setdefault(fix.key, []).append(f["key"])
     flagged = [f["key"] for f in report.findings]
     for key, finding_keys in chosen.items():
         where = report.run_dir / "verify" / key
@@ -169,7 +170,7 @@ def doctor(
     ``optimizer``: the one you would train with (its class and settings are copied; default: SGD, lr 0.01).
     ``steps``: updates (300). ``run_dir``: where the probes' logs and ``doctor.md``/``.json``/``.png`` go
     (default ``outputs/doctor/DATE/TIME``; never an existing non-empty directory). ``verify``: rerun with
-    the first applicable fix of each finding and report before and after. ``quiet``: do not print it.
+    each suggested fix that can be applied to a copy, every finding before and after. ``quiet``: no print.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise UserError(f"steps={steps!r} is not allowed: expected an integer >= 1")
