@@ -6,6 +6,8 @@ Python API (for notebooks and scripts):
 * :func:`load_run` opens a run directory as a :class:`Run`, whose files read as pandas objects
   (``run.hist_bins()``: the histograms with one row per bin);
 * :func:`load_sweep` gives one row per run of a sweep directory;
+* :func:`doctor` diagnoses any ``nn.Module`` in a short probed training and reports what is wrong inside
+  it, why, and what fixes it (:mod:`initlab.diagnosis`);
 * :func:`probe` attaches the probes to any ``nn.Module`` in your own training loop and writes a run
   directory;
 * :func:`draw` (:mod:`initlab.plots.figures`) and the ``draw_*`` functions of :mod:`initlab.plots.drawing`
@@ -27,6 +29,7 @@ _LAZY = {
     "run": "initlab.api",
     "load_sweep": "initlab.api",
     "probe": "initlab.probing.loop",
+    "doctor": "initlab.diagnosis.session",
     "draw": "initlab.plots.figures",
     "draw_hist": "initlab.plots.drawing",
     "draw_stats": "initlab.plots.drawing",

@@ -233,6 +233,7 @@ COMMANDS: dict[str, str | Callable[[list[str]], int]] = {
     "check": "initlab.claims:main",
     "theory": "initlab.theory_cli:main",
     "export-tb": "initlab.export_tb:main",
+    "doctor": "initlab.diagnosis.command:main",
 }
 HELP = {
     "run": "train one network (or a sweep with -m) from Hydra configs; `initlab run --help`",
@@ -242,6 +243,7 @@ HELP = {
     "check": "evaluate the papers' claims on a sweep directory, write claims.md (exit 3: incomplete)",
     "theory": "print the mean-field prediction (per-layer variances, chi_1, xi_c, phase) for a config",
     "export-tb": "write TensorBoard event files (scalars, histograms, HParams) of run or sweep directories",
+    "doctor": "diagnose a net in a short probed training: findings, thresholds, sources, fixes (--verify)",
 }
 
 

@@ -137,6 +137,13 @@ LAYER_RULES: dict[str, Callable[[str, str], bool]] = {
     "config imports nothing of initlab but errors": lambda a, b: (
         a != "initlab.config" or b == "initlab.errors"
     ),
+    "the doctor sits above every stage: no stage imports it": lambda a, b: (
+        not _in(b, "initlab.diagnosis")
+        or not _in(
+            a, "initlab.lab", "initlab.probing", "initlab.theory", "initlab.runs", "initlab.sweep",
+            "initlab.config", "initlab.plots", "initlab.claims",
+        )
+    ),
     "lab never imports sweeps, figures, claims or the faces": lambda a, b: (
         not (
             _in(a, "initlab.lab")

@@ -212,9 +212,7 @@ MODELS: dict[str, Model] = {
 }
 
 
-def build_model(
-    input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig
-) -> nn.Module:
+def build_model(input_shape: int | Sequence[int], n_out: int, cfg: DictConfig, act: DictConfig) -> nn.Module:
     """The model named ``cfg.name`` for inputs of ``input_shape`` (features, or C x H x W for ``cnn``)."""
     return MODELS[cfg.name].build(input_shape, n_out, cfg, act)
 

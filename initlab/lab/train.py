@@ -183,9 +183,7 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
             optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
             metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
-            probe = make_probe(
-                model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
-            )
+            probe = make_probe(model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data))
             logs = [metrics, probe]
             label = label or f"{cfg.init.name}/{cfg.act.name}"
             run = Training(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label)
