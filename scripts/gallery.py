@@ -344,6 +344,10 @@ def page() -> str:
         "runs the preset's sweep (and checks its claims), and the `initlab plot` call that draws the figure "
         "from it. What the claims are and how they are checked: [Reproducing the papers](reproducing.md).",
         "",
+        "Two presets let `initlab doctor` explain a paper figure instead of drawing it: `doctor_he_xavier` "
+        "(He et al.'s 30-layer Xavier ReLU net, Fig. 3) and `doctor_glorot_sigmoid` (Glorot & Bengio's "
+        "saturating sigmoid net, Fig. 2); their reports and figure are on the [doctor's page](doctor.md).",
+        "",
     ]
     for entry in GALLERY:
         lines += [f"## {entry.title}", "", " ".join(entry.text.split()), ""]

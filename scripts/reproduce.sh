@@ -7,7 +7,8 @@
 # version used in the tests. Results land in outputs/reproduce/NAME[_quick]/ (figures/ and claims.md inside).
 # A previous result there is kept: the script refuses to start (exit 2), or with --force moves it aside to
 # outputs/reproduce/NAME[_quick].old-DATE-TIME/ first. --dry-run prints the presets it would run, one per
-# line, and runs nothing. `all` takes the preset names from `initlab list --names experiment`.
+# line, and runs nothing. `all` takes the preset names from `initlab list --names experiment` (less the
+# single-net doctor_* presets, which are for `initlab doctor`).
 # Exit status: non-zero if a run, the plots or a claim check failed.
 set -uo pipefail
 if [ $# -lt 1 ]; then
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ "$name" = "all" ]; then
-  names=$(initlab list --names experiment | grep -v '_quick$') || exit 2
+  names=$(initlab list --names experiment | grep -v -e '_quick$' -e '^doctor_') || exit 2
 else
   names=$name
 fi
