@@ -11,10 +11,12 @@
         probe.log_metrics(step, split="train", loss=loss.item())   # optional: the data of `curves`
     probe.close()                       # or: with initlab.probe(...) as probe:
 
-The directory it writes is a run directory (:mod:`initlab.runs.write`): ``layers.parquet`` and
-``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`~.hooks`),
-``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
-``summary.json`` (status, steps done) and ``.hydra/config.yaml`` holding the probe settings, so that
+The directory it writes is a run directory, claimed and closed by a
+:class:`~initlab.runs.write.RunWriter` like every run's (a directory that holds a run is refused, unless
+``overwrite=True`` and that run is not live): ``layers.parquet`` and ``hists.parquet`` with the same schema
+as ``initlab run`` writes (layers found by :mod:`~.hooks`), ``metrics.parquet`` (one row per
+:meth:`LoopProbe.log_metrics` call: step, split and the values given), ``summary.json`` (the record of
+every run, ``kind`` ``probe``) and ``.hydra/config.yaml`` holding the probe settings, so that
 ``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
 model's trajectory is the same, bit for bit, with or without the probe.
 """
@@ -36,8 +38,10 @@ from torch import nn
 
 from initlab.config import ConfigError, config_dir, validate
 from initlab.probing.probes import Probe
-from initlab.runs import CONFIG_FILE
-from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, write_json
+from initlab.runs.layout import METRICS_FILE
+from initlab.runs.write import RunWriter
+
+WAY_OUT = "choose another run_dir, or pass overwrite=True to replace it"
 
 METRICS_SECONDS = 10.0  # metrics.parquet is rewritten at most this often while the loop runs
 
@@ -76,20 +80,29 @@ def probe_config(
 class LoopProbe(Probe):
     """A :class:`~initlab.probing.probes.Probe` that owns its run directory; see the module docstring."""
 
-    def __init__(self, model: nn.Module, run_dir: Path, cfg: DictConfig, total_steps: int | None) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        model: nn.Module,
+        run_dir: Path,
+        cfg: DictConfig,
+        total_steps: int | None,
+        overwrite: bool = False,
+    ) -> None:
+        self.writer = RunWriter.open(run_dir, overwrite=overwrite, way_out=WAY_OUT, kind="probe")
+        self.run_dir = self.writer.path
         bounded = total_steps is not None or cfg.schedule != "every"
         limit = total_steps if total_steps is not None else max([0, *cfg.steps]) + 1
-        super().__init__(model, cfg, limit, self.run_dir)
+        try:
+            super().__init__(model, cfg, limit, self.run_dir)
+            self.writer.write_hydra({"probe": OmegaConf.to_container(cfg)})
+        except BaseException:
+            self.writer.discard()
+            raise
         self.every = None if bounded else int(cfg.every)
         self.steps_done = 0
         self.metrics: list[dict[str, Any]] = []
         self._metrics_written = time.monotonic()
         self._closed = False
-        (self.run_dir / CONFIG_FILE).parent.mkdir(exist_ok=True)
-        OmegaConf.save(OmegaConf.create({"probe": cfg}), self.run_dir / CONFIG_FILE)
-        self._write_summary("running")
 
     def wants(self, step: int) -> bool:
         return step % self.every == 0 if self.every is not None else step in self.steps
@@ -114,10 +127,6 @@ class LoopProbe(Probe):
         pd.DataFrame(self.metrics).to_parquet(tmp, index=False)
         os.replace(tmp, self.run_dir / METRICS_FILE)
 
-    def _write_summary(self, status: str, **extra: Any) -> None:
-        summary = {"status": status, "steps_done": self.steps_done, "diverged_at": None, **extra}
-        write_json(self.run_dir / SUMMARY_FILE, summary)
-
     def close(self, status: str = "completed", error: str | None = None) -> None:
         """Write every file in full (also called by ``with``; a second call does nothing)."""
         if self._closed:
@@ -132,7 +141,7 @@ class LoopProbe(Probe):
                 status, error = _failure(exc)
             raise
         finally:
-            self._write_summary(status, **({"error": error} if error else {}))
+            self.writer.close(status, steps_done=self.steps_done, error=error)
 
     def __enter__(self) -> LoopProbe:
         return self
@@ -162,9 +171,14 @@ def probe(
     total_steps: int | None = None,
     every: int | None = None,
     steps: Sequence[int] | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> LoopProbe:
     """Probe ``model`` in your own training loop, writing a run directory ``run_dir``.
+
+    A ``run_dir`` that holds a run (live, killed or finished) is refused with a
+    :class:`~initlab.runs.lock.DirectoryTaken` naming it; ``overwrite=True`` replaces a run there that is
+    not live (its files are removed first).
 
     ``schedule``: ``log`` (about ``points`` = 30 log-spaced steps up to ``total_steps``, the default),
     ``every`` (every ``every`` steps, for ever unless ``total_steps`` is given) or ``list`` (``steps``);
@@ -172,4 +186,4 @@ def probe(
     ``bins``, ``jacobian``, ``unit_distance``, ...).
     """
     cfg = probe_config(schedule, total_steps, every, steps, **options)
-    return LoopProbe(model, Path(run_dir), cfg, total_steps)
+    return LoopProbe(model, Path(run_dir), cfg, total_steps, overwrite)
