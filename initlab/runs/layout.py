@@ -4,7 +4,8 @@ Every writer (:class:`initlab.runs.write.RunWriter`) and every reader (:mod:`ini
 index, resume, ``initlab plot``/``check``/``export-tb``) takes its names and rules from here.
 
 * :func:`is_run` -- a directory a run writer wrote into: it holds ``summary.json`` (written the moment the
-  run claims its directory) or ``metrics.parquet`` (finished or still in parts; runs of older versions).
+  run claims its directory), ``metrics.parquet`` (finished or still in parts; runs of older versions) or
+  a run's lock ``.initlab.lock``.
 * :func:`is_job` -- a run, or a directory Hydra set up for one (``.hydra/overrides.yaml``) whose process
   ended before it wrote anything: what a sweep's index lists (the latter as ``missing``).
 * :func:`occupant` -- why a directory is taken (a live run, a run killed hard, a finished run), or None.
@@ -188,10 +189,16 @@ def process_alive(pid: int) -> bool:
 
 
 def is_run(path: str | Path) -> bool:
-    """A run directory: it holds ``summary.json`` or ``metrics.parquet`` (or that log's parts)."""
+    """A run directory: it holds ``summary.json``, ``metrics.parquet`` (or that log's parts) or the lock
+    of a run that claimed it."""
+    return has_run_files(path) or (Path(path) / LOCK_FILE).exists()
+
+
+def has_run_files(path: str | Path) -> bool:
+    """Whether ``path`` holds ``summary.json`` or ``metrics.parquet`` (or that log's parts)."""
     path = Path(path)
     metrics = path / METRICS_FILE
-    return (path / SUMMARY_FILE).is_file() or metrics.is_file() or parts_dir(metrics).is_dir()
+    return any(p.exists() for p in (path / SUMMARY_FILE, metrics, parts_dir(metrics)))
 
 
 def is_job(path: str | Path) -> bool:
@@ -256,7 +263,7 @@ def occupant(path: str | Path) -> Occupant | None:
 
 def recorded_occupant(path: str | Path) -> Occupant | None:
     """What the run files of ``path`` say holds it (its lock aside); see :func:`occupant`."""
-    if not is_run(path):
+    if not has_run_files(path):
         return None
     summary = Summary.from_dict(read_summary(path))
     if summary.status in STOPPED and summary.steps_done == 0:

@@ -31,8 +31,8 @@ from initlab.runs.layout import (
     LOCK_FILE,
     RUN_FILES,
     Occupant,
+    has_run_files,
     is_job,
-    is_run,
     lock_held,
     occupant,
     parts_dir,
@@ -149,7 +149,7 @@ def _try_claim(path: Path, overwrite: bool) -> Claim | Occupant:
             (path / LOCK_FILE).unlink(missing_ok=True)
         os.close(fd)
         return why
-    if is_run(path):  # a run that stopped before its first step, or overwrite=True
+    if has_run_files(path):  # a run that stopped before its first step, or overwrite=True
         clear_run_files(path)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
