@@ -268,11 +268,10 @@ def recorded_occupant(path: str | Path) -> Occupant | None:
     summary = Summary.from_dict(read_summary(path))
     if summary.status in STOPPED and summary.steps_done == 0:
         return None
-    if summary.status == "running":
-        if summary.alive():
-            where = f" on {summary.host}" if summary.host and summary.host != platform.node() else ""
-            return Occupant(f"a run still in progress (process {summary.pid}{where})", live=True)
-        return Occupant(f"a run that was killed (process {summary.pid})")
+    if summary.status == "running":  # without a lock: killed, unless a process of this host still runs it
+        if summary.pid and summary.host == platform.node() and process_alive(summary.pid):
+            return Occupant(f"a run still in progress (process {summary.pid})", live=True)
+        return Occupant("a run that was killed" + (f" (process {summary.pid})" if summary.pid else ""))
     if summary.status not in STATUSES:  # a metrics log without a readable summary.json
         return Occupant("a run without a readable summary.json")
     return Occupant(f"a finished run ({summary.status} after {summary.steps_done} steps)")
