@@ -179,3 +179,23 @@ def test_runs_into_one_timestamped_directory_get_distinct_ones(tmp_path, monkeyp
     assert f"run directory {year[1]}" in capsys.readouterr().out
     recorded = yaml.safe_load((year[1] / ".hydra" / "hydra.yaml").read_text())["hydra"]["run"]["dir"]
     assert recorded.endswith("_1")
+
+
+def test_the_callbacks_hand_the_claim_to_the_task_through_a_session(tmp_path: Path) -> None:
+    """Two `initlab run` sessions (in one process here) for one hydra.run.dir: one claims, one is refused."""
+    from omegaconf import OmegaConf
+
+    from initlab.errors import AbortRun
+    from initlab.sweep.callback import RunDirCallback
+    from initlab.sweep.session import Session
+
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "run")}}})
+    first, second = Session(), Session()
+    RunDirCallback(first).on_run_start(config)
+    assert first.claim is not None and first.claim.path == tmp_path / "run"
+    with pytest.raises(AbortRun, match=r"hydra.run.dir=.*/run is not allowed: the directory holds a run st"):
+        RunDirCallback(second).on_run_start(config)
+    assert second.claim is None
+    first.exit_code = 1
+    assert first.end() == 1 and first.exit_code == 0  # the exit code is read once
+    assert not (tmp_path / "run").exists()  # no task took the claim: the directory is given back
