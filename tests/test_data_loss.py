@@ -276,3 +276,21 @@ def test_every_writer_writes_the_same_summary_fields(tmp_path: Path, make_cfg) -
         assert summary["wall_seconds"] > 0 and summary["versions"]["torch"] == torch.__version__
     assert trained["final_test_accuracy"] is not None and probe["final_test_accuracy"] is None
     assert "train_prior_entropy" in trained and "theory_phase" in trained
+
+
+def test_a_live_runs_summary_says_how_far_it_got(tmp_path: Path, make_cfg, monkeypatch) -> None:
+    """Every evaluation rewrites summary.json (at most every CHECKPOINT_SECONDS; 0 here)."""
+    from initlab.runs import write
+
+    records = []
+    write_summary = write.RunWriter.write_summary
+
+    def spy(self) -> None:
+        records.append((self.summary.status, self.summary.steps_done))
+        write_summary(self)
+
+    monkeypatch.setattr(write, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(write.RunWriter, "write_summary", spy)
+    train_module.train(make_cfg("probe=off", "train.eval_every=5"), tmp_path / "run")
+    running = [("running", s) for s in (0, 0, 5, 10, 15, 20)]  # claimed, then after each evaluation
+    assert records == [*running, ("completed", 20)]

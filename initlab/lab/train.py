@@ -159,7 +159,8 @@ def train(cfg: DictConfig, run: Path | RunWriter, label: str | None = None) -> d
             summary.update(write_prediction(cfg, data.n_features, data.n_classes, moments, run_dir))
             optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
-            metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
+            # every evaluation reaches the disk, and summary.json says how far the run got
+            metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1, on_flush=writer.checkpoint)
             probe = make_probe(
                 model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data)
             )

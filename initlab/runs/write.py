@@ -31,7 +31,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,8 +70,16 @@ class ParquetLog:
     the folder.
     """
 
-    def __init__(self, path: Path, max_rows: int = 5000, max_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = 5000,
+        max_seconds: float = 10.0,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_flush``: called after every part written (e.g. :meth:`RunWriter.checkpoint`)."""
         self.path = Path(path)
+        self.on_flush = on_flush
         self.parts = parts_dir(self.path)
         self.max_rows, self.max_seconds = max_rows, max_seconds
         self._rows: list[dict[str, Any]] = []
@@ -100,6 +108,8 @@ class ParquetLog:
         pq.write_table(table, tmp, use_dictionary=strings)
         os.replace(tmp, part)
         self._n_parts += 1
+        if self.on_flush is not None:
+            self.on_flush()
 
     def close(self) -> None:
         """Flush, then merge the parts into the final file (written to a temporary name, then renamed)."""
@@ -266,6 +276,9 @@ def save_model(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_SECONDS = 2.0  # a live run's summary.json is at most this old after a log part is written
+
+
 class RunWriter:
     """One run directory from its claim to its close; the one writer of ``summary.json`` and ``.hydra/``.
 
@@ -282,6 +295,7 @@ class RunWriter:
         self.summary = Summary(kind=kind, seed=seed)
         self.started = time.perf_counter()
         self.closed = False
+        self._written = time.monotonic()
         self.write_summary()
 
     @classmethod
@@ -303,6 +317,14 @@ class RunWriter:
     def write_summary(self) -> None:
         """Write :attr:`summary` to ``summary.json`` (atomically)."""
         write_json(self.path / SUMMARY_FILE, self.summary.to_dict())
+        self._written = time.monotonic()
+
+    def checkpoint(self, every: float | None = None) -> None:
+        """Rewrite ``summary.json`` (still ``running``) if ``every`` seconds (default
+        :data:`CHECKPOINT_SECONDS`) passed since the last write: a run killed hard says how far it got."""
+        every = CHECKPOINT_SECONDS if every is None else every
+        if not self.closed and time.monotonic() - self._written >= every:
+            self.write_summary()
 
     def write_hydra(
         self,
