@@ -5,8 +5,8 @@ Every writer and every reader of run directories -- ``initlab run``, :func:`init
 resume -- goes through this package, and it imports nothing of initlab but :mod:`initlab.errors`.
 
 * :mod:`~initlab.runs.layout` -- every file name, :class:`Summary` (``summary.json`` as one typed record)
-  and the three rules: :func:`is_run`, :func:`is_job` (what a sweep's index lists) and :func:`occupant`
-  (whether a directory is taken, and by what);
+  and the three rules: :func:`is_run`, :func:`is_job` (what a sweep's index lists) and :func:`is_occupied`
+  (whether a directory is taken; :func:`occupant` says by what);
 * :mod:`~initlab.runs.lock` -- one run per directory: :func:`~initlab.runs.lock.claim`;
 * :mod:`~initlab.runs.write` -- :class:`~initlab.runs.write.RunWriter` (claim, summary, close) and the logs;
 * :func:`collect_runs` finds every run under run directories, sweep directories and globs;
@@ -36,6 +36,7 @@ from initlab.runs.layout import (
     find_jobs,
     find_runs,
     is_job,
+    is_occupied,
     is_run,
     natural_key,
     occupant,
@@ -61,6 +62,7 @@ __all__ = [
     "find_jobs",
     "find_runs",
     "is_job",
+    "is_occupied",
     "is_run",
     "load_run",
     "load_yaml",

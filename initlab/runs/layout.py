@@ -8,9 +8,9 @@ index, resume, ``initlab plot``/``check``/``export-tb``) takes its names and rul
   a run's lock ``.initlab.lock``.
 * :func:`is_job` -- a run, or a directory Hydra set up for one (``.hydra/overrides.yaml``) whose process
   ended before it wrote anything: what a sweep's index lists (the latter as ``missing``).
-* :func:`occupant` -- why a directory is taken (a live run, a run killed hard, a finished run), or None.
-  A run that stopped before its first step (``failed`` or ``interrupted`` with ``steps_done`` 0) leaves a
-  directory that is *not* taken: the next run clears what it left and starts there.
+* :func:`is_occupied` / :func:`occupant` -- whether, and by what, a directory is taken: a live run, a run
+  killed hard, a finished run. A run that stopped before its first step (``failed`` or ``interrupted``
+  with ``steps_done`` 0) leaves a directory that is *not* taken: the next run clears it and starts there.
 
 :class:`Summary` is ``summary.json``: the same typed fields for ``initlab run``, :func:`initlab.run`, sweep
 jobs and :func:`initlab.probe`, plus ``extra``, the fields one stage adds (the training run's mean-field
@@ -259,6 +259,11 @@ def occupant(path: str | Path) -> Occupant | None:
             return Occupant("a run still in progress" + (f" (process {pid})" if pid else ""), live=True)
         return Occupant("a run that was killed" + (f" (process {pid})" if pid else ""))
     return recorded_occupant(path)
+
+
+def is_occupied(path: str | Path) -> bool:
+    """Whether ``path`` is taken (:func:`occupant` names what takes it)."""
+    return occupant(path) is not None
 
 
 def recorded_occupant(path: str | Path) -> Occupant | None:
