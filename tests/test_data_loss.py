@@ -25,8 +25,8 @@ import initlab
 from initlab.errors import UserError
 from initlab.lab import train as train_module
 from initlab.runs import collect_runs, layout, load_run
-from initlab.runs.layout import LOCK_FILE, SUMMARY_FIELDS, occupant, sweep_occupant
-from initlab.runs.lock import DirectoryTaken, claim
+from initlab.runs.layout import LOCK_FILE, SUMMARY_FIELDS, occupant
+from initlab.runs.lock import DirectoryTaken, claim, claim_sweep
 from initlab.sweep import index as sweep_index
 
 TINY = [*TINY_DATA, *TINY_RUN, "probe=off"]
@@ -185,13 +185,17 @@ def test_a_second_sweep_into_one_directory_needs_resume(tmp_path, monkeypatch, c
 
 def test_a_sweep_directory_with_a_live_job_is_refused_even_to_resume(tmp_path: Path) -> None:
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
     held = claim(tmp_path / "0")
+    live = rf"a sweep still running \(0: a run still in progress \(process {os.getpid()}\)\); wait for it"
     try:
-        why = sweep_occupant(tmp_path)
-        assert why is not None and why.live and f"(process {os.getpid()})" in str(why)
+        with pytest.raises(DirectoryTaken, match=live):
+            claim_sweep(tmp_path, "hydra.sweep.dir", timestamped=False, resume=True)
     finally:
         held.release()
-    assert not why.live if (why := sweep_occupant(tmp_path)) else True
+    assert claim_sweep(tmp_path, "hydra.sweep.dir", timestamped=False, resume=True) == tmp_path
+    with pytest.raises(DirectoryTaken, match=r"an earlier sweep \(1 job directories\); add resume=true"):
+        claim_sweep(tmp_path, "hydra.sweep.dir", timestamped=False, resume=False)
 
 
 # --- two processes, one directory ----------------------------------------------------------------------
