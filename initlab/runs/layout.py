@@ -95,6 +95,9 @@ def versions() -> dict[str, str]:
     return found
 
 
+INDEXED = {"index": True}  # a Summary field that is a column of the sweep index (sweep.parquet)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -106,25 +109,26 @@ class Summary:
     ``status`` is ``running`` from the moment the run claims its directory until it closes. ``pid`` and
     ``host`` tell a run still training from one killed hard (its status stays ``running``). ``extra``
     holds the fields of one stage; they are written flat, beside the others, and read back into it.
+    Fields marked :data:`INDEXED` are columns of a sweep's index, in this order.
     """
 
-    status: str = "running"  # running | completed | diverged | interrupted | failed
-    steps_done: int = 0  # optimizer updates done (initlab.probe: the last step seen + 1)
-    diverged_at: int | None = None  # the step whose loss became NaN or inf
-    error: str | None = None  # why a failed run failed
+    status: str = field(default="running", metadata=INDEXED)  # running|completed|diverged|interrupted|failed
+    error: str | None = field(default=None, metadata=INDEXED)  # why a failed run failed
+    steps_done: int = field(default=0, metadata=INDEXED)  # updates done (initlab.probe: last step seen + 1)
+    diverged_at: int | None = field(default=None, metadata=INDEXED)  # the step whose loss became NaN or inf
+    final_train_loss: float | None = field(default=None, metadata=INDEXED)  # the last evaluation's
+    final_train_accuracy: float | None = field(default=None, metadata=INDEXED)
+    final_test_loss: float | None = field(default=None, metadata=INDEXED)
+    final_test_accuracy: float | None = field(default=None, metadata=INDEXED)
+    wall_seconds: float | None = field(default=None, metadata=INDEXED)  # from the claim to the close
+    startup_seconds: float | None = field(default=None, metadata=INDEXED)  # from the claim to the first step
     kind: str = "train"  # train | probe
     seed: int | None = None
     started: str = field(default_factory=_now)  # when the run claimed its directory (UTC, ISO 8601)
-    wall_seconds: float | None = None  # from the claim to the close
-    startup_seconds: float | None = None  # from the claim to the first training step
     threads: int | None = None  # torch threads used
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=platform.node)
     versions: dict[str, str] = field(default_factory=versions)
-    final_train_loss: float | None = None
-    final_train_accuracy: float | None = None
-    final_test_loss: float | None = None
-    final_test_accuracy: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def update(self, fields: Mapping[str, Any] = (), /, **more: Any) -> None:
@@ -157,6 +161,7 @@ class Summary:
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Summary) if f.name != "extra")
 SUMMARY_FIELDS = _FIELDS  # the typed fields of summary.json, in file order
+INDEX_FIELDS = tuple(f.name for f in dataclasses.fields(Summary) if f.metadata.get("index"))  # sweep.parquet
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -39,21 +39,10 @@ import pandas as pd
 
 from initlab.errors import UserError
 from initlab.runs import Run, find_jobs, is_job, read_summary
-from initlab.runs.layout import FINISHED, INDEX_FILE, Summary
+from initlab.runs.layout import FINISHED, INDEX_FIELDS, INDEX_FILE, Summary
 
 # summary.json fields copied into the index, in column order (any other ``final_*`` field is added too).
-SUMMARY_COLUMNS = [
-    "status",
-    "error",
-    "steps_done",
-    "diverged_at",
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_test_loss",
-    "final_test_accuracy",
-    "wall_seconds",
-    "startup_seconds",
-]
+SUMMARY_COLUMNS = list(INDEX_FIELDS)
 INT_COLUMNS = ("job", "steps_done", "diverged_at")
 # Statuses of a job that ran to its end; anything else makes `initlab run -m` exit with 1.
 OK_STATUSES = FINISHED
