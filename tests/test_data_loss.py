@@ -298,3 +298,11 @@ def test_a_live_runs_summary_says_how_far_it_got(tmp_path: Path, make_cfg, monke
     train_module.train(make_cfg("probe=off", "train.eval_every=5"), tmp_path / "run")
     running = [("running", s) for s in (0, 0, 5, 10, 15, 20)]  # claimed, then after each evaluation
     assert records == [*running, ("completed", 20)]
+
+
+def test_a_run_never_hides_runs_below_its_directory(tmp_path: Path) -> None:
+    """A run written into a folder of runs would hide them from every reader: the folder is taken."""
+    initlab.run([*TINY, "train.steps=2"], run_dir=tmp_path / "nb" / "kaiming")
+    with pytest.raises(DirectoryTaken, match=rf"run_dir={tmp_path / 'nb'} .*holds runs in its subdirectories"):
+        initlab.run([*TINY, "train.steps=2"], run_dir=tmp_path / "nb")
+    assert [r.path.name for r in collect_runs([tmp_path])] == ["kaiming"]

@@ -272,9 +272,14 @@ def is_occupied(path: str | Path) -> bool:
 
 
 def recorded_occupant(path: str | Path) -> Occupant | None:
-    """What the run files of ``path`` say holds it (its lock aside); see :func:`occupant`."""
+    """What the run files of ``path`` say holds it (its lock aside); see :func:`occupant`.
+
+    A directory with runs below it is taken too: a run written there would hide them from every reader
+    (which never descends into a run).
+    """
     if not has_run_files(path):
-        return None
+        below = next(_walk(Path(path), is_job, top=False), None)
+        return Occupant(f"runs in its subdirectories ({below})") if below is not None else None
     summary = Summary.from_dict(read_summary(path))
     if summary.status in STOPPED and summary.steps_done == 0:
         return None
@@ -310,10 +315,10 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def _walk(root: Path, rule: Any) -> Iterator[Path]:
-    """``root`` if it satisfies ``rule``, else every directory below it that does, in natural order,
-    never descending into one that does nor into hidden directories (``.hydra``, ``.submitit``)."""
-    if rule(root):
+def _walk(root: Path, rule: Any, top: bool = True) -> Iterator[Path]:
+    """``root`` if it satisfies ``rule`` (and ``top``), else every directory below it that does, in natural
+    order, never descending into one that does nor into hidden directories (``.hydra``, ``.submitit``)."""
+    if top and rule(root):
         yield root
         return
     if not root.is_dir():
