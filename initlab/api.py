@@ -98,7 +98,11 @@ def run(
     task = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]  # as Hydra does
     try:
         writer.write_hydra(with_hydra, task, _hydra_record(task, writer.path))  # type: ignore[arg-type]
-        train(task_cfg, writer)
+    except BaseException:
+        writer.discard()
+        raise
+    try:
+        train(task_cfg, writer)  # closes the writer, whatever happens
     except UserError:  # refused before its first step: leave nothing, as the command does
         writer.discard()
         raise
