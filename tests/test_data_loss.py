@@ -303,6 +303,6 @@ def test_a_live_runs_summary_says_how_far_it_got(tmp_path: Path, make_cfg, monke
 def test_a_run_never_hides_runs_below_its_directory(tmp_path: Path) -> None:
     """A run written into a folder of runs would hide them from every reader: the folder is taken."""
     initlab.run([*TINY, "train.steps=2"], run_dir=tmp_path / "nb" / "kaiming")
-    with pytest.raises(DirectoryTaken, match=rf"run_dir={tmp_path / 'nb'} .*holds runs in its subdirectories"):
+    with pytest.raises(DirectoryTaken, match=rf"run_dir={tmp_path / 'nb'} .*holds runs in its subdirector"):
         initlab.run([*TINY, "train.steps=2"], run_dir=tmp_path / "nb")
     assert [r.path.name for r in collect_runs([tmp_path])] == ["kaiming"]

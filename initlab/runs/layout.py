@@ -9,8 +9,9 @@ index, resume, ``initlab plot``/``check``/``export-tb``) takes its names and rul
 * :func:`is_job` -- a run, or a directory Hydra set up for one (``.hydra/overrides.yaml``) whose process
   ended before it wrote anything: what a sweep's index lists (the latter as ``missing``).
 * :func:`is_occupied` / :func:`occupant` -- whether, and by what, a directory is taken: a live run, a run
-  killed hard, a finished run, runs in its subdirectories. A run that stopped before its first step (``failed`` or ``interrupted``
-  with ``steps_done`` 0) leaves a directory that is *not* taken: the next run clears it and starts there.
+  killed hard, a finished run, runs in its subdirectories. A run that stopped before its first step
+  (``failed`` or ``interrupted``, ``steps_done`` 0) leaves a directory that is *not* taken: the next run
+  clears it and starts there.
 
 :class:`Summary` is ``summary.json``: the same typed fields for ``initlab run``, :func:`initlab.run`, sweep
 jobs and :func:`initlab.probe`, plus ``extra``, the fields one stage adds (the training run's mean-field
