@@ -2,7 +2,7 @@
 
 ``initlab run -m ...`` is a Hydra multirun. The launcher (``hydra/launcher=basic|joblib|submitit_local|
 submitit_slurm``) decides where the jobs run; each job writes its own directory ``<sweep dir>/<job num>/``
-with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things on top:
+with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds three things on top:
 
 * :func:`configure_job` -- called by every job of a multirun (from ``initlab.cli._task``): under a parallel
   launcher it gives the job ``cores // parallel jobs`` torch threads (so jobs do not oversubscribe the
@@ -126,7 +126,7 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The Hydra callback
+# The Hydra callbacks
 # --------------------------------------------------------------------------------------------------
 
 JOB_GRACE_SECONDS = 10.0  # how long an interrupted sweep waits for its jobs to record their status
