@@ -24,7 +24,9 @@ tiny += " train.steps=40 train.eval_every=10 train.progress=false act=relu"
 # A bad value (say `model.depth=0`) raises the `UserError` whose one line the command prints.
 
 # %%
-runs = [initlab.run(f"{tiny} init={init}", run_dir=out / init) for init in ("standard", "kaiming")]
+# overwrite=True: running this file again replaces its runs (a taken run_dir is refused otherwise)
+inits = ("standard", "kaiming")
+runs = [initlab.run(f"{tiny} init={init}", run_dir=out / init, overwrite=True) for init in inits]
 for run in runs:
     print(run.path.name, run.status, f"test accuracy {run.summary['final_test_accuracy']:.3f}")
 

@@ -19,7 +19,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.config import ConfigError, config_dir, group_options, groups, validate
-from initlab.runs import CONFIG_FILE, HYDRA_FILE, OVERRIDES_FILE, Run, load_run
+from initlab.errors import UserError
+from initlab.runs import Run, load_run
+from initlab.runs.lock import is_timestamped
+from initlab.runs.write import RunWriter
+
+OVERWRITE_WAY_OUT = "choose another run_dir, or pass overwrite=True to replace it"
 
 
 def _one_line(exc: Exception) -> str:
@@ -61,44 +66,61 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def run(overrides: Sequence[str] | str = (), run_dir: str | Path | None = None) -> Run:
+def run(
+    overrides: Sequence[str] | str = (), run_dir: str | Path | None = None, overwrite: bool = False
+) -> Run:
     """Train one network in this process, like ``initlab run OVERRIDES``; returns the finished :class:`Run`.
 
     ``overrides``: Hydra overrides (``["init=kaiming", "act=relu", "model.depth=10"]``, or one string split
     on spaces). ``run_dir``: where the logs go; by default ``hydra.run.dir`` (``outputs/runs/DATE/TIME``
-    under the working directory), as for the command. The directory gets the same ``.hydra/config.yaml``
-    and ``.hydra/overrides.yaml`` Hydra writes, so labels, ``initlab plot`` and ``initlab check`` treat
-    it like any other run. A run that diverges or is interrupted (the notebook's stop button) is
-    returned with that ``status``; a run that fails raises.
+    under the working directory, ``TIME_1``, ... for runs started in the same second), as for the command.
+    A ``run_dir`` that holds a run (live, killed or finished) is refused with a
+    :class:`~initlab.runs.lock.DirectoryTaken` naming it; ``overwrite=True`` replaces a run there that is
+    not live. The directory gets the same ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` Hydra
+    writes, so labels, ``initlab plot`` and ``initlab check`` treat it like any other run. A run that
+    diverges or is interrupted (the notebook's stop button) is returned with that ``status``; a run that
+    fails raises (and one refused before its first step leaves no directory, as on the command line).
     """
     from initlab.lab.train import train
 
     overrides = overrides.split() if isinstance(overrides, str) else [str(o) for o in overrides]
     cfg = compose(overrides)  # every check before anything is written
     hydra_node = cfg.hydra
-    path = Path(run_dir if run_dir is not None else str(hydra_node.run.dir))
+    if run_dir is None:
+        raw = OmegaConf.to_container(hydra_node.run, resolve=False).get("dir", "")  # type: ignore[union-attr]
+        path, key, timestamped = Path(str(hydra_node.run.dir)), "hydra.run.dir", is_timestamped(str(raw))
+    else:
+        path, key, timestamped = Path(run_dir), "run_dir", False
     with_hydra = OmegaConf.to_container(cfg, resolve=False)
     del with_hydra["hydra"]  # type: ignore[arg-type, union-attr]
     task_cfg = OmegaConf.create(with_hydra)
-    (path / CONFIG_FILE).parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(task_cfg, path / CONFIG_FILE)
+    writer = RunWriter.open(
+        path, key=key, timestamped=timestamped, overwrite=overwrite, way_out=OVERWRITE_WAY_OUT,
+        seed=task_cfg.get("seed"),
+    )
     task = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]  # as Hydra does
-    OmegaConf.save(OmegaConf.create(task), path / OVERRIDES_FILE)
-    OmegaConf.save(_hydra_record(task, path), path / HYDRA_FILE)
-    train(task_cfg, path)
-    return load_run(path)
+    try:
+        writer.write_hydra(with_hydra, task, _hydra_record(task, writer.path))  # type: ignore[arg-type]
+    except BaseException:
+        writer.discard()
+        raise
+    try:
+        train(task_cfg, writer)  # closes the writer, whatever happens
+    except UserError:  # refused before its first step: leave nothing, as the command does
+        writer.discard()
+        raise
+    return load_run(writer.path)
 
 
-def _hydra_record(overrides: list[str], path: Path) -> DictConfig:
+def _hydra_record(overrides: list[str], path: Path) -> dict[str, Any]:
     """What ``.hydra/hydra.yaml`` needs for readers: the overrides and the output directory."""
-    record: dict[str, Any] = {
+    return {
         "hydra": {
             "mode": "RUN",
             "overrides": {"task": list(overrides)},
             "runtime": {"output_dir": str(path.resolve())},
         }
     }
-    return OmegaConf.create(record)
 
 
 def load_sweep(path: str | Path) -> pd.DataFrame:

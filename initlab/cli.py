@@ -47,24 +47,28 @@ def _task(cfg: DictConfig) -> None:
 
 def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
     from initlab.config import validate
-    from initlab.runs import lock as rundir
     from initlab.sweep import lifeline
     from initlab.sweep.callback import index_orphaned_job, job_label
+    from initlab.sweep.session import SESSION
 
     run_dir = Path(hc.runtime.output_dir)
     where = f"job {hc.job.num} ({' '.join(hc.overrides.task)}): " if multirun else ""
     label = job_label(hc) if multirun else None
+    claimed = None if multirun else SESSION.take_claim()  # a sweep's job claims its directory in train()
     try:
         if not multirun:  # refused before torch is even imported (a sweep's train() records the failure)
             validate(cfg)
             if note := single_run_note(hc):
                 print(f"initlab: note: {note}", file=sys.stderr, flush=True)
         from initlab.lab.train import train
+        from initlab.runs.write import RunWriter
 
-        summary = train(cfg, run_dir, label)  # writes summary.json, also the record of a failed run
+        run = RunWriter(claimed, seed=cfg.get("seed")) if claimed is not None else run_dir
+        summary = train(cfg, run, label)  # writes summary.json, also the record of a failed run
     except UserError as exc:
         if not multirun:  # rejected before training: leave no run directory
-            rundir.discard()
+            if claimed is not None:
+                claimed.discard()
             raise AbortRun(str(exc)) from None
         error(where + str(exc))  # a sweep's job keeps its `failed` record for the index
         return
@@ -79,7 +83,8 @@ def _run_job(cfg: DictConfig, hc: DictConfig, multirun: bool) -> None:
         error(f"{where}failed: {type(exc).__name__}: {exc}")  # recorded in summary.json by train()
         return
     finally:
-        rundir.release()
+        if claimed is not None:
+            claimed.release()
     if summary["status"] == "interrupted":
         if multirun and lifeline.orphaned(wait=1.0):  # (a signal to the whole group reaches the job first)
             index_orphaned_job(Path(hc.sweep.dir))  # ends this process: it takes no further job
@@ -132,14 +137,10 @@ def cmd_run(argv: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from initlab.sweep.callback import (
-        exit_code,
-        index_interrupted_sweep,
-        lifeline,
-        silence_launcher_schema_warning,
-    )
+    from initlab.sweep.callback import index_interrupted_sweep, lifeline, silence_launcher_schema_warning
     from initlab.sweep.objective import missing_sweeper, returning_objective
     from initlab.sweep.resume import resumable
+    from initlab.sweep.session import SESSION
 
     if completion.requested(argv):  # Hydra's completion, answered for the command `initlab`
         return completion.main(argv, COMMANDS)
@@ -169,7 +170,9 @@ def cmd_run(argv: list[str]) -> int:
         index = index_interrupted_sweep()
         error(f"sweep interrupted; what its jobs logged is indexed in {index}" if index else "interrupted")
         return EXIT_INTERRUPTED
-    return exit_code()  # 1 after a multirun in which a job failed (set by SweepCallback)
+    finally:
+        code = SESSION.end()  # gives back a run directory that no task took
+    return code  # 1 after a multirun in which a job failed (set by SweepCallback)
 
 
 def _describe(path: Path) -> str:

@@ -360,8 +360,8 @@ def test_a_full_disk_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsy
 
     from initlab.lab import train as training
 
-    def full_disk(cfg, run_dir, label=None):
-        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "layers.parquet"))
+    def full_disk(cfg, run, label=None):  # run: the job's RunWriter
+        raise OSError(errno.ENOSPC, "No space left on device", str(run.path / "layers.parquet"))
 
     monkeypatch.setattr(training, "train", full_disk)
     monkeypatch.setattr(sys, "argv", ["initlab"])  # cmd_run rewrites sys.argv for Hydra

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from test_sweep import run_sweep
 
 from initlab.lab.train import train
-from initlab.runs import Run
-from initlab.runs import write as storage
+from initlab.runs import Run, layout
+from initlab.runs.lock import clear_run_files
 from initlab.sweep import index as sweep_index
 from initlab.sweep import resume
 
@@ -41,8 +41,9 @@ def test_decide_keeps_only_finished_runs_of_the_same_config(make_cfg) -> None:
 
 
 def test_run_files_list_every_file_a_run_writes() -> None:
-    named = {value for name, value in vars(storage).items() if name.endswith("_FILE")}
-    assert set(storage.RUN_FILES) == named and resume.RUN_FILES is storage.RUN_FILES
+    named = {v for name, v in vars(layout).items() if name.endswith("_FILE") and isinstance(v, str)}
+    written = named - {layout.INDEX_FILE, layout.RESUME_FILE, layout.LOCK_FILE}  # the sweep's; the lock
+    assert set(layout.RUN_FILES) == written and len(written) == 8
 
 
 def test_a_rerun_without_mc_masks_leaves_no_stale_monte_carlo_table(make_cfg, tmp_path: Path) -> None:
@@ -50,11 +51,11 @@ def test_a_rerun_without_mc_masks_leaves_no_stale_monte_carlo_table(make_cfg, tm
     run_dir = tmp_path / "job"
     dropout = ("model.dropout=0.5", "probe=off", "train.save_model=true")
     assert train(make_cfg(*dropout, "train.mc_masks=5"), run_dir)["status"] == "completed"
-    assert (run_dir / storage.MC_DROPOUT_FILE).is_file() and (run_dir / storage.MODEL_FILE).is_file()
-    resume.clear_run_files(run_dir)
-    assert [p.name for p in run_dir.iterdir() if p.name in storage.RUN_FILES] == []
+    assert (run_dir / layout.MC_DROPOUT_FILE).is_file() and (run_dir / layout.MODEL_FILE).is_file()
+    clear_run_files(run_dir)
+    assert [p.name for p in run_dir.iterdir() if p.name in layout.RUN_FILES] == []
     assert train(make_cfg(*dropout, "train.mc_masks=0"), run_dir)["status"] == "completed"
-    assert not (run_dir / storage.MC_DROPOUT_FILE).exists() and (run_dir / storage.METRICS_FILE).is_file()
+    assert not (run_dir / layout.MC_DROPOUT_FILE).exists() and (run_dir / layout.METRICS_FILE).is_file()
 
 
 @pytest.mark.slow

@@ -15,8 +15,10 @@ import yaml
 from conftest import TINY_DATA, TINY_RUN
 
 from initlab import cli
-from initlab.errors import AbortRun, one_line_warnings
+from initlab.errors import one_line_warnings
 from initlab.runs import lock as rundir
+from initlab.runs.layout import LOCK_FILE
+from initlab.runs.lock import DirectoryTaken
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -42,13 +44,13 @@ def test_second_run_into_a_finished_run_directory_is_refused(tmp_path, monkeypat
     assert run(tmp_path, monkeypatch, f"hydra.run.dir={run_dir}") == 0
     before = snapshot(run_dir)
     assert {"summary.json", "metrics.parquet", ".hydra/config.yaml"} <= set(before)
-    assert rundir.LOCK_FILE not in before  # the lock goes when the run ends
+    assert LOCK_FILE not in before  # the lock goes when the run ends
     capsys.readouterr()
 
     assert run(tmp_path, monkeypatch, f"hydra.run.dir={run_dir}", "seed=1") == 2
     assert capsys.readouterr().err.strip() == (
-        f"initlab: error: hydra.run.dir={run_dir} is not allowed: the directory holds a finished run; "
-        "choose another hydra.run.dir"
+        f"initlab: error: hydra.run.dir={run_dir} is not allowed: the directory holds a finished run "
+        "(completed after 20 steps); choose another hydra.run.dir"
     )
     assert snapshot(run_dir) == before  # untouched, byte for byte
 
@@ -56,17 +58,19 @@ def test_second_run_into_a_finished_run_directory_is_refused(tmp_path, monkeypat
 def test_live_and_killed_runs_keep_their_directory(tmp_path: Path) -> None:
     live, killed = tmp_path / "live", tmp_path / "killed"
     first = rundir.claim(live, "hydra.run.dir", timestamped=False)
-    assert (live / rundir.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert (live / LOCK_FILE).read_text() == f"{os.getpid()}\n"
     still = rf"hydra.run.dir={live} .*a run still in progress \(process {os.getpid()}\)"
-    with pytest.raises(AbortRun, match=still):
+    with pytest.raises(DirectoryTaken, match=still):
         rundir.claim(live, "hydra.run.dir", timestamped=False)
+    with pytest.raises(DirectoryTaken, match=still):  # not even with overwrite: it is live
+        rundir.claim(live, "hydra.run.dir", overwrite=True)
     assert first.created == [live]
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     killed.mkdir()
-    (killed / rundir.LOCK_FILE).write_text(f"{dead.pid}\n")
-    with pytest.raises(AbortRun, match=rf"a run that was killed \(process {dead.pid}\)"):
+    (killed / LOCK_FILE).write_text(f"{dead.pid}\n")
+    with pytest.raises(DirectoryTaken, match=rf"a run that was killed \(process {dead.pid}\)"):
         rundir.claim(killed, "hydra.run.dir", timestamped=False)
     # an empty directory given explicitly is fine
     empty = tmp_path / "empty"
@@ -85,15 +89,15 @@ def test_timestamped_directories_of_runs_started_in_the_same_second_differ(tmp_p
 
 def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b"
-    rundir._claim = rundir.claim(path, "hydra.run.dir", timestamped=True)
+    claim = rundir.claim(path, "hydra.run.dir", timestamped=True)
     (path / ".hydra").mkdir()
     (path / "summary.json").write_text("{}")
-    rundir.discard()
+    claim.discard()
     assert list(tmp_path.iterdir()) == []  # a/ was made for the run: gone too
 
-    rundir._claim = rundir.claim(path, "hydra.run.dir", timestamped=True)
+    claim = rundir.claim(path, "hydra.run.dir", timestamped=True)
     other = rundir.claim(path, "hydra.run.dir", timestamped=True)  # a run started in the same second
-    rundir.discard()
+    claim.discard()
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["b_1"]  # the other run's directory stays
     assert other.path.is_dir()
     shutil.rmtree(tmp_path / "a")
@@ -101,9 +105,9 @@ def test_discard_removes_only_what_the_run_created(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("user's file")
-    rundir._claim = rundir.claim(mine, "hydra.run.dir", timestamped=False)
+    claim = rundir.claim(mine, "hydra.run.dir", timestamped=False)
     (mine / "summary.json").write_text("{}")
-    rundir.discard()
+    claim.discard()
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
@@ -175,3 +179,23 @@ def test_runs_into_one_timestamped_directory_get_distinct_ones(tmp_path, monkeyp
     assert f"run directory {year[1]}" in capsys.readouterr().out
     recorded = yaml.safe_load((year[1] / ".hydra" / "hydra.yaml").read_text())["hydra"]["run"]["dir"]
     assert recorded.endswith("_1")
+
+
+def test_the_callbacks_hand_the_claim_to_the_task_through_a_session(tmp_path: Path) -> None:
+    """Two `initlab run` sessions (in one process here) for one hydra.run.dir: one claims, one is refused."""
+    from omegaconf import OmegaConf
+
+    from initlab.errors import AbortRun
+    from initlab.sweep.callback import RunDirCallback
+    from initlab.sweep.session import Session
+
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "run")}}})
+    first, second = Session(), Session()
+    RunDirCallback(first).on_run_start(config)
+    assert first.claim is not None and first.claim.path == tmp_path / "run"
+    with pytest.raises(AbortRun, match=r"hydra.run.dir=.*/run is not allowed: the directory holds a run st"):
+        RunDirCallback(second).on_run_start(config)
+    assert second.claim is None
+    first.exit_code = 1
+    assert first.end() == 1 and first.exit_code == 0  # the exit code is read once
+    assert not (tmp_path / "run").exists()  # no task took the claim: the directory is given back

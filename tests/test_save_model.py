@@ -13,7 +13,7 @@ from initlab.lab.data import load_data
 from initlab.lab.models import build_model
 from initlab.lab.train import train
 from initlab.runs import load_run
-from initlab.sweep.resume import clear_run_files
+from initlab.runs.lock import clear_run_files
 
 
 def test_saved_model_reproduces_the_final_test_loss(make_cfg, tmp_path: Path) -> None:
@@ -44,6 +44,7 @@ def test_no_model_file_by_default_and_resume_clears_it(make_cfg, tmp_path: Path)
 
 def test_unreadable_model_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_text("not a torch file")
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')
     run = load_run(tmp_path)
     assert run.weights == {} and "model.pt: unreadable" in run.problems[0]
 

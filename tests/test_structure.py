@@ -106,10 +106,6 @@ def test_every_subpackage_is_shipped_in_the_wheel() -> None:
 
 
 # -- the layer rules ---------------------------------------------------------------------------------------
-# Imports that still break a rule below, by name; the set only shrinks (see the test after the rules).
-PENDING: set[tuple[str, str]] = {
-    ("initlab.runs.lock", "initlab.sweep.lifeline"),  # the run directory's lock knows no sweep
-}
 ROOT_MODULES_AT_MOST = 9  # the faces, config and errors
 
 
@@ -140,8 +136,15 @@ LAYER_RULES: dict[str, Callable[[str, str], bool]] = {
     "the doctor sits above every stage: no stage imports it": lambda a, b: (
         not _in(b, "initlab.diagnosis")
         or not _in(
-            a, "initlab.lab", "initlab.probing", "initlab.theory", "initlab.runs", "initlab.sweep",
-            "initlab.config", "initlab.plots", "initlab.claims",
+            a,
+            "initlab.lab",
+            "initlab.probing",
+            "initlab.theory",
+            "initlab.runs",
+            "initlab.sweep",
+            "initlab.config",
+            "initlab.plots",
+            "initlab.claims",
         )
     ),
     "lab never imports sweeps, figures, claims or the faces": lambda a, b: (
@@ -157,9 +160,9 @@ LAYER_RULES: dict[str, Callable[[str, str], bool]] = {
 
 
 def breaking(rule: Callable[[str, str], bool], graph: dict[str, set[str]]) -> list[tuple[str, str]]:
-    """Every (importer, imported) edge of ``graph`` that ``rule`` refuses, less the PENDING ones."""
+    """Every (importer, imported) edge of ``graph`` that ``rule`` refuses."""
     edges = ((a, b) for a, targets in graph.items() for b in targets)
-    return sorted((a, b) for a, b in edges if not rule(a, b) and (a, b) not in PENDING)
+    return sorted((a, b) for a, b in edges if not rule(a, b))
 
 
 @pytest.mark.parametrize("name", LAYER_RULES)
@@ -185,12 +188,6 @@ def test_each_rule_refuses_a_planted_import(name: str, edge: tuple[str, str]) ->
     for a, b in (edge, ("initlab.lab.train", "initlab.runs.write")):  # the second: every rule lets it through
         graph.setdefault(a, set()).add(b)
     assert breaking(LAYER_RULES[name], graph) == [edge]
-
-
-def test_the_pending_exceptions_still_exist() -> None:
-    """An exception that no longer happens is taken out of PENDING, so that it cannot come back unseen."""
-    graph = import_graph()
-    assert [(a, b) for a, b in sorted(PENDING) if b not in graph.get(a, set())] == []
 
 
 def test_only_plots_imports_matplotlib() -> None:

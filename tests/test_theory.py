@@ -374,6 +374,9 @@ def test_runs_write_their_prediction(tmp_path, make_cfg) -> None:
     predicted_means = theory.loc["act", "mean"].to_numpy()
     np.testing.assert_allclose([line.get_ydata()[0] for line in squares], predicted_means)
 
-    train(make_cfg(*overrides, *probe, "model.norm=batch"), tmp_path / "a")  # the same directory again
+    from initlab.runs.write import RunWriter
+
+    again = RunWriter.open(tmp_path / "a", overwrite=True)  # the same directory again: nothing stale stays
+    train(make_cfg(*overrides, *probe, "model.norm=batch"), again)
     run = load_run(tmp_path / "a")
     assert run.theory.empty and "model.norm=batch" in run.summary["theory_skipped"]

@@ -15,13 +15,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import platform
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -42,7 +40,8 @@ from initlab.lab.optim import make_optimizer, max_norm_, reg_loss
 from initlab.lab.prediction import data_moments, write_prediction
 from initlab.probing.probes import Probe
 from initlab.probing.variants import NullProbe, make_probe
-from initlab.runs.write import METRICS_FILE, MODEL_FILE, SUMMARY_FILE, ParquetLog, save_model, write_json
+from initlab.runs.layout import METRICS_FILE, MODEL_FILE, Summary
+from initlab.runs.write import ParquetLog, RunWriter, save_model
 
 
 def prior_entropy(y: Tensor, n_classes: int) -> float:
@@ -110,21 +109,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def versions() -> dict[str, str]:
-    import hydra
-    import numpy
-    import pandas
-
-    return {
-        "initlab": version("initlab"),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "hydra": hydra.__version__,
-        "python": platform.python_version(),
-    }
-
-
 SMALL_STEP_MACS = 1e8  # below this many multiply-adds per step, one torch thread is fastest
 
 
@@ -143,66 +127,64 @@ def pick_threads(setting: int | str, model: nn.Module, batch_size: int) -> int:
     return 1 if macs < SMALL_STEP_MACS else torch.get_num_threads()
 
 
-def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str, Any]:
-    """Run one configured training job, writing its logs into ``run_dir``; returns the summary.
+def train(cfg: DictConfig, run: Path | RunWriter, label: str | None = None) -> dict[str, Any]:
+    """Run one configured training job, writing its logs into ``run``; returns the summary record.
 
-    ``label`` names the run on its progress bar (default: ``init/act``; a sweep's job: what the sweep varies).
+    ``run``: the run directory, claimed here (:class:`~initlab.runs.lock.DirectoryTaken` if a run holds
+    it), or a :class:`~initlab.runs.write.RunWriter` that already holds one. ``label`` names the run on its
+    progress bar (default: ``init/act``; a sweep's job: what the sweep varies).
 
-    This function is the one writer of ``summary.json``: ``running`` while it trains, then the final record
-    -- also for a run that fails, which keeps its status, error and the steps it did.
+    ``summary.json`` (:class:`~initlab.runs.layout.Summary`) says ``running`` while it trains, then holds
+    the final record -- also for a run that fails, which keeps its status, error and the steps it did.
     """
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    summary: dict[str, Any] = {
-        "status": "running",
-        "steps_done": 0,
-        "diverged_at": None,
-        "seed": cfg.get("seed"),
-        "versions": versions(),
-        "host": platform.node(),  # with pid: tells a run still training from one killed hard
-        "pid": os.getpid(),
-    }
+    if not isinstance(run, RunWriter):
+        if not Path(run).is_dir():  # a bad value makes no directory (a sweep's job records it in its own)
+            validate(cfg)
+        run = RunWriter.open(run, seed=cfg.get("seed"))
+    writer = run
+    run_dir, summary = writer.path, writer.summary
+    summary.seed = cfg.get("seed")
     logs: list[ParquetLog | Probe | NullProbe] = []
     threads = torch.get_num_threads()
     try:
         with sigterm_as_interrupt():
             validate(cfg)
             check_model_data(cfg)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / SUMMARY_FILE, summary)
             device = resolve_device(cfg.device)
             torch.manual_seed(cfg.seed)
             data = load_data(cfg.data, device)
             check_model_fits(data.input_shape, data.n_classes, cfg.model, device)
             model = build_model(data.input_shape, data.n_classes, cfg.model, cfg.act).to(device)
             torch.set_num_threads(pick_threads(cfg.train.get("threads", "auto"), model, cfg.train.batch_size))
-            summary["threads"] = torch.get_num_threads()
+            summary.threads = torch.get_num_threads()
             summary.update(initialize(model, cfg.init, cfg.act, data.x_train))
             moments = data_moments(cfg, data)
             summary.update(write_prediction(cfg, data.n_features, data.n_classes, moments, run_dir))
             optimizer = make_optimizer(model, cfg.optim)
             gen = torch.Generator().manual_seed(cfg.seed)
-            metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1)  # every evaluation reaches the disk
+            # every evaluation reaches the disk, and summary.json says how far the run got
+            metrics = ParquetLog(run_dir / METRICS_FILE, max_rows=1, on_flush=writer.checkpoint)
             probe = make_probe(model, cfg.probe, cfg.train.steps, run_dir, fixed_batch_loss(cfg, model, data))
             logs = [metrics, probe]
             label = label or f"{cfg.init.name}/{cfg.act.name}"
+            started = writer.started
             run = Training(cfg, model, data, optimizer, gen, metrics, probe, summary, started, label)
             summary.update(_loop(run))
             if cfg.train.get("save_model", False):  # the final weights (also of a diverged run)
                 save_model(run_dir / MODEL_FILE, model.state_dict())
             n_masks = cfg.train.get("mc_masks", 0)
-            if n_masks and summary["status"] == "completed":  # after training: the trajectory is done
+            if n_masks and summary.status == "completed":  # after training: the trajectory is done
                 n_eval = cfg.train.eval_examples
                 x, y = data.x_test[:n_eval], data.y_test[:n_eval]  # the test evaluation's examples
                 write_mc_dropout(model, x, y, n_masks, cfg.seed, run_dir)
     except (KeyboardInterrupt, Interrupted):
-        summary["status"] = "interrupted"
+        summary.status = "interrupted"
         print(
-            f"initlab: interrupted after {summary['steps_done']} steps; logs kept in {run_dir}",
+            f"initlab: interrupted after {summary.steps_done} steps; logs kept in {run_dir}",
             file=sys.stderr,
         )
     except Exception as exc:
-        refusal = torch_refusal(exc) if summary["steps_done"] == 0 else None
+        refusal = torch_refusal(exc) if summary.steps_done == 0 else None
         error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         summary.update(status="failed", error=str(refusal) if refusal else error)
         if refusal is not None:
@@ -215,16 +197,14 @@ def train(cfg: DictConfig, run_dir: Path, label: str | None = None) -> dict[str,
                 for log in logs:
                     closing.callback(log.close)
         except BaseException as exc:  # the summary says so, unless an earlier failure is its cause
-            if isinstance(exc, KeyboardInterrupt) and summary["status"] != "failed":
-                summary["status"] = "interrupted"
-            elif summary["status"] != "failed":
+            if isinstance(exc, KeyboardInterrupt) and summary.status != "failed":
+                summary.status = "interrupted"
+            elif summary.status != "failed":
                 summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-            if run_dir.is_dir():
-                write_json(run_dir / SUMMARY_FILE, summary)
-    return summary
+            writer.close()
+    return summary.to_dict()
 
 
 # Bytes per parameter while training: float32 weights, their gradients, an optimizer state (momentum, or
@@ -303,7 +283,7 @@ class Training:
     gen: torch.Generator
     metrics: ParquetLog
     probe: Probe | NullProbe
-    summary: dict[str, Any]
+    summary: Summary
     started: float
     label: str
 
@@ -319,7 +299,7 @@ def _loop(run: Training) -> dict[str, Any]:
     aug = SimpleNamespace(**cfg.data.augment)
     max_norm = reg["max_norm"]
     n_eval = tc.eval_examples  # None: all (slicing with None keeps everything)
-    summary["train_prior_entropy"] = prior_entropy(data.y_train[:n_eval], data.n_classes)
+    summary.extra["train_prior_entropy"] = prior_entropy(data.y_train[:n_eval], data.n_classes)
     eval_sets = {
         "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
         "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
@@ -357,7 +337,7 @@ def _loop(run: Training) -> dict[str, Any]:
     model.train()
     for step in range(steps):
         if step == 0:
-            summary["startup_seconds"] = round(time.perf_counter() - started, 3)
+            summary.startup_seconds = round(time.perf_counter() - started, 3)
         idx = next(index_stream).to(data.x_train.device)
         x = augment(data.x_train[idx], aug, data.image_shape, gen)
         y = data.y_train[idx]
@@ -377,7 +357,7 @@ def _loop(run: Training) -> dict[str, Any]:
         optimizer.step()
         if max_norm is not None:
             max_norm_(model, max_norm)
-        summary["steps_done"] = step + 1
+        summary.steps_done = step + 1
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             log_eval(step + 1)
         bar.update(1)
@@ -386,7 +366,7 @@ def _loop(run: Training) -> dict[str, Any]:
                 loss=f"{loss_value:.3f}", test_acc=f"{last['test']['accuracy']:.3f}", refresh=False
             )
     bar.close()
-    done = summary["steps_done"]
+    done = summary.steps_done
     probe.finish(done, diverged=diverged_at is not None)
     if diverged_at is not None and done % eval_every != 0:  # (step 0 and multiples are logged already)
         log_eval(done)

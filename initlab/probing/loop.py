@@ -11,10 +11,12 @@
         probe.log_metrics(step, split="train", loss=loss.item())   # optional: the data of `curves`
     probe.close()                       # or: with initlab.probe(...) as probe:
 
-The directory it writes is a run directory (:mod:`initlab.runs.write`): ``layers.parquet`` and
-``hists.parquet`` with the same schema as ``initlab run`` writes (layers found by :mod:`~.hooks`),
-``metrics.parquet`` (one row per :meth:`LoopProbe.log_metrics` call: step, split and the values given),
-``summary.json`` (status -- ``empty`` when nothing was recorded --, steps done, the parameter coverage and
+The directory it writes is a run directory, claimed and closed by a
+:class:`~initlab.runs.write.RunWriter` like every run's (a directory that holds a run is refused, unless
+``overwrite=True`` and that run is not live): ``layers.parquet`` and ``hists.parquet`` with the same schema
+as ``initlab run`` writes (layers found by :mod:`~.hooks`), ``metrics.parquet`` (one row per
+:meth:`LoopProbe.log_metrics` call: step, split and the values given), ``summary.json`` (the record of
+every run, ``kind`` ``probe``, status ``empty`` when nothing was recorded, plus the parameter coverage and
 the probed layers, :meth:`~.probes.Probe.report`) and ``.hydra/config.yaml`` holding the probe settings
 (:class:`~.settings.ProbeSettings`), so that
 ``initlab plot`` and :func:`initlab.load_run` read it like any run. The hooks only read tensors: the
@@ -33,7 +35,6 @@ from types import TracebackType
 from typing import Any
 
 import pandas as pd
-import yaml
 from torch import nn
 
 from initlab.errors import UserError
@@ -41,8 +42,10 @@ from initlab.probing.hooks import unwrap
 from initlab.probing.layers import Activations
 from initlab.probing.probes import Probe
 from initlab.probing.settings import ProbeSettings
-from initlab.runs import CONFIG_FILE
-from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, write_json
+from initlab.runs.layout import METRICS_FILE
+from initlab.runs.write import RunWriter
+
+WAY_OUT = "choose another run_dir, or pass overwrite=True to replace it"
 
 METRICS_SECONDS = 10.0  # metrics.parquet is rewritten at most this often while the loop runs
 
@@ -85,20 +88,23 @@ class LoopProbe(Probe):
         cfg: ProbeSettings,
         total_steps: int | None,
         activations: Activations | None = None,
+        overwrite: bool = False,
     ) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = RunWriter.open(run_dir, overwrite=overwrite, way_out=WAY_OUT, kind="probe")
+        self.run_dir = self.writer.path
         bounded = total_steps is not None or cfg.schedule != "every"
         limit = total_steps if total_steps is not None else max([0, *cfg.steps]) + 1
-        super().__init__(model, cfg, limit, self.run_dir, activations)
+        try:
+            super().__init__(model, cfg, limit, self.run_dir, activations)
+            self.writer.write_hydra({"probe": cfg.as_dict()})
+        except BaseException:
+            self.writer.discard()
+            raise
         self.every = None if bounded else cfg.every
         self.steps_done = 0
         self.metrics: list[dict[str, Any]] = []
         self._metrics_written = time.monotonic()
         self._closed = False
-        (self.run_dir / CONFIG_FILE).parent.mkdir(exist_ok=True)
-        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"probe": cfg.as_dict()}, sort_keys=False))
-        self._write_summary("running")
 
     def wants(self, step: int) -> bool:
         return step % self.every == 0 if self.every is not None else step in self.steps
@@ -123,10 +129,6 @@ class LoopProbe(Probe):
         pd.DataFrame(self.metrics).to_parquet(tmp, index=False)
         os.replace(tmp, self.run_dir / METRICS_FILE)
 
-    def _write_summary(self, status: str, **extra: Any) -> None:
-        summary = {"status": status, "steps_done": self.steps_done, "diverged_at": None, **extra}
-        write_json(self.run_dir / SUMMARY_FILE, summary)
-
     def close(self, status: str = "completed", error: str | None = None) -> None:
         """Write every file in full (also called by ``with``; a second call does nothing)."""
         if self._closed:
@@ -143,8 +145,7 @@ class LoopProbe(Probe):
         finally:
             if status == "completed" and not self.rows:
                 status, error = "empty", self._nothing_recorded()
-            extra = {"error": error} if error else {}
-            self._write_summary(status, **self.report(), **extra)
+            self.writer.close(status, steps_done=self.steps_done, error=error, **self.report())
 
     def _nothing_recorded(self) -> str:
         """Why a probe that closed normally recorded no row."""
@@ -181,9 +182,14 @@ def probe(
     every: int | None = None,
     steps: Sequence[int] | None = None,
     activations: Sequence[type[nn.Module] | str] = (),
+    overwrite: bool = False,
     **options: Any,
 ) -> LoopProbe:
     """Probe ``model`` in your own training loop, writing a run directory ``run_dir``.
+
+    A ``run_dir`` that holds a run (live, killed or finished) is refused with a
+    :class:`~initlab.runs.lock.DirectoryTaken` naming it; ``overwrite=True`` replaces a run there that is
+    not live (its files are removed first).
 
     ``schedule``: ``log`` (about ``points`` = 30 log-spaced steps up to ``total_steps``, the default),
     ``every`` (every ``every`` steps, for ever unless ``total_steps`` is given) or ``list`` (``steps``);
@@ -196,4 +202,4 @@ def probe(
     unwrap(model)  # refuses TorchScript
     acts = Activations(activations)
     acts.check_names(unwrap(model))
-    return LoopProbe(model, Path(run_dir), cfg, total_steps, acts)
+    return LoopProbe(model, Path(run_dir), cfg, total_steps, acts, overwrite)

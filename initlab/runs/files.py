@@ -1,25 +1,17 @@
-"""The files of a run directory: their names, how to find run and job directories, how to read them.
+"""Reading the files of a run directory (their names and the rules are :mod:`initlab.runs.layout`'s).
 
-The low-level half of :mod:`initlab.runs`: no :class:`~initlab.runs.Run` here, only paths and the readers
-that turn a missing or truncated file into an empty frame (and a line in ``problems``) instead of a crash.
+The low-level half of :mod:`initlab.runs`: no :class:`~initlab.runs.Run` here, only the readers that turn a
+missing or truncated file into an empty frame (and a line in ``problems``) instead of a crash.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from initlab.runs.write import METRICS_FILE, SUMMARY_FILE, parts_dir
-
-HYDRA_DIR = ".hydra"
-CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
-OVERRIDES_FILE = Path(HYDRA_DIR) / "overrides.yaml"
-HYDRA_FILE = Path(HYDRA_DIR) / "hydra.yaml"
+from initlab.runs.layout import parts_dir
 
 SEED_KEY = "seed"
 NOISE_KEYS = ("train.progress", "resume")  # overrides that never distinguish runs in a label
@@ -28,42 +20,6 @@ BOOKKEEPING_KEYS = ("resume",)  # overrides that are no setting of the run (left
 
 class MissingData(LookupError):
     """A run lacks what a reader asked for (no probes, no metrics, no such layer or step)."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Finding runs
-
-
-def natural_key(text: str) -> list[Any]:
-    """Sort "2" before "10" (job directories are numbered)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def is_run_dir(path: str | Path) -> bool:
-    """A run directory has a ``summary.json`` or a ``metrics.parquet``."""
-    path = Path(path)
-    return (path / SUMMARY_FILE).is_file() or (path / METRICS_FILE).is_file()
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """``root`` if it is a run directory, else every run directory below it (not descending into runs)."""
-    if is_run_dir(root):
-        return [root]
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        if SUMMARY_FILE in filenames or METRICS_FILE in filenames:
-            found.append(Path(dirpath))
-            dirnames[:] = []
-            continue
-        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
-    return found
-
-
-def job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Every job directory below ``sweep_dir`` (one holding ``.hydra/overrides.yaml``), not submitit's."""
-    sweep_dir = Path(sweep_dir)
-    found = (p.parent.parent for p in sweep_dir.rglob("overrides.yaml") if p.parent.name == HYDRA_DIR)
-    return sorted(p for p in found if ".submitit" not in p.relative_to(sweep_dir).parts)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -116,14 +72,3 @@ def with_edges(hists: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     joined = hists.merge(edges[[*on, "edges"]], on=on, how="left")
     order = [c for c in HIST_COLUMNS if c in joined] + [c for c in joined if c not in HIST_COLUMNS]
     return joined[order]
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """A run's summary.json; ``{"status": "missing", "error": ...}`` when it is absent or unreadable."""
-    path = Path(run_dir) / SUMMARY_FILE
-    if not path.is_file():
-        return {"status": "missing", "error": f"no {SUMMARY_FILE}"}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return {"status": "missing", "error": f"{SUMMARY_FILE} unreadable: {exc}"}

@@ -15,28 +15,29 @@ import pandas as pd
 
 from initlab.runs.files import (
     BOOKKEEPING_KEYS,
-    CONFIG_FILE,
-    HYDRA_FILE,
     NOISE_KEYS,
-    OVERRIDES_FILE,
     MissingData,
-    find_run_dirs,
     load_yaml,
-    natural_key,
     read_parquet,
     with_edges,
 )
-from initlab.runs.overrides import override_texts, parse_overrides
-from initlab.runs.write import (
+from initlab.runs.layout import (
+    CONFIG_FILE,
     HIST_EDGES_FILE,
     HISTS_FILE,
+    HYDRA_FILE,
     LAYERS_FILE,
     MC_DROPOUT_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    OVERRIDES_FILE,
     SUMMARY_FILE,
     THEORY_FILE,
+    find_runs,
+    is_job,
+    natural_key,
 )
+from initlab.runs.overrides import override_texts, parse_overrides
 
 
 def collect_runs(paths: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
@@ -55,7 +56,7 @@ def collect_runs(paths: Iterable[str | Path], notes: list[str] | None = None) ->
         if not matches:
             notes.append(f"{raw}: no such file or directory, and no glob match")
             continue
-        found = [run for m in matches if m.is_dir() for run in find_run_dirs(m)]
+        found = [run for m in matches if m.is_dir() for run in find_runs(m)]
         if not found:
             notes.append(f"{raw}: no run directories (none holds summary.json or metrics.parquet)")
         dirs.extend(found)
@@ -369,8 +370,17 @@ RunData = Run  # the name of the first versions of the API
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory: ``load_run("outputs/runs/...").layers`` is a DataFrame of probe statistics."""
+    """Open a run directory: ``load_run("outputs/runs/...").layers`` is a DataFrame of probe statistics.
+
+    ``path`` must be a run or a sweep's job directory (:func:`~initlab.runs.layout.is_job`: it holds
+    ``summary.json``, ``metrics.parquet`` or ``.hydra/overrides.yaml``), else FileNotFoundError.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory")
+    if not is_job(path):
+        raise FileNotFoundError(
+            f"{path} is not a run directory: "
+            "it holds no summary.json, metrics.parquet or .hydra/overrides.yaml"
+        )
     return Run(path)

@@ -1,6 +1,10 @@
-"""What a run writes to disk (its reader is :mod:`initlab.runs`).
+"""What a run writes to disk: :class:`RunWriter`, the one owner of a run directory, and its logs.
 
-A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.yaml) and:
+Every run -- ``initlab run``, :func:`initlab.run`, a sweep's job, :func:`initlab.probe` -- goes through a
+:class:`RunWriter`: it claims the directory (:func:`initlab.runs.lock.claim`), writes ``summary.json``
+(:class:`~initlab.runs.layout.Summary`, status ``running``) at once, and :meth:`RunWriter.close` writes the
+final record and gives the directory back. The file names are :mod:`initlab.runs.layout`'s; the reader is
+:mod:`initlab.runs`. A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.yaml) and:
 
 * ``metrics.parquet`` -- one row per (step, split): step, epoch, split, loss, reg_loss, accuracy, lr;
 * ``layers.parquet``  -- one row per (step, layer, quantity, param) with the probe statistics (``param``: the
@@ -18,8 +22,7 @@ A run directory holds Hydra's ``.hydra/`` (config.yaml, overrides.yaml, hydra.ya
 The Parquet files grow while the run goes: rows are flushed every few seconds as small part files in
 ``<name>.parts/`` and merged into ``<name>`` when the run ends, whatever the reason (completed, diverged,
 Ctrl-C, SIGTERM). Memory stays flat, a live run can be read, and even a hard-killed run keeps its flushed
-parts (:func:`initlab.load_run` reads them). ``summary.json`` is replaced atomically (write, then rename);
-:func:`initlab.lab.train.train` is its one writer.
+parts (:func:`initlab.load_run` reads them). ``summary.json`` is replaced atomically (write, then rename).
 """
 
 from __future__ import annotations
@@ -29,34 +32,33 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-METRICS_FILE = "metrics.parquet"
-LAYERS_FILE = "layers.parquet"
-HISTS_FILE = "hists.parquet"
-HIST_EDGES_FILE = "hist_edges.parquet"
-SUMMARY_FILE = "summary.json"
-THEORY_FILE = "theory.parquet"
-MODEL_FILE = "model.pt"
-MC_DROPOUT_FILE = "mc_dropout.parquet"
-# Every file a run writes (the list above; Hydra's .hydra/ aside): what a rerun of a job removes first
-# (initlab.sweep.resume), so that nothing of an earlier attempt -- e.g. an mc_dropout.parquet of a run with
-# train.mc_masks > 0 -- outlives it.
-RUN_FILES = (
-    METRICS_FILE,
-    LAYERS_FILE,
-    HISTS_FILE,
+from initlab.runs.layout import (  # noqa: F401  (the file names, also importable from here)
+    CONFIG_FILE,
     HIST_EDGES_FILE,
+    HISTS_FILE,
+    HYDRA_DIR,
+    HYDRA_FILE,
+    LAYERS_FILE,
+    MC_DROPOUT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    OVERRIDES_FILE,
+    RUN_FILES,
     SUMMARY_FILE,
     THEORY_FILE,
-    MODEL_FILE,
-    MC_DROPOUT_FILE,
+    Summary,
+    parts_dir,
 )
+from initlab.runs.lock import Claim, claim
 
 
 class ParquetLog:
@@ -69,8 +71,16 @@ class ParquetLog:
     the folder.
     """
 
-    def __init__(self, path: Path, max_rows: int = 5000, max_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = 5000,
+        max_seconds: float = 10.0,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_flush``: called after every part written (e.g. :meth:`RunWriter.checkpoint`)."""
         self.path = Path(path)
+        self.on_flush = on_flush
         self.parts = parts_dir(self.path)
         self.max_rows, self.max_seconds = max_rows, max_seconds
         self._rows: list[dict[str, Any]] = []
@@ -99,6 +109,8 @@ class ParquetLog:
         pq.write_table(table, tmp, use_dictionary=strings)
         os.replace(tmp, part)
         self._n_parts += 1
+        if self.on_flush is not None:
+            self.on_flush()
 
     def close(self) -> None:
         """Flush, then merge the parts into the final file (written to a temporary name, then renamed)."""
@@ -234,11 +246,6 @@ def write_table(path: Path, table: pa.Table) -> None:
     os.replace(tmp, path)
 
 
-def parts_dir(path: Path) -> Path:
-    """Where a :class:`ParquetLog` keeps its flushed parts until the run closes it."""
-    return path.with_name(path.name + ".parts")
-
-
 def _strict(value: Any) -> Any:
     """NaN and ±inf become null, so the file is strict JSON (readable by any JSON parser)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -269,3 +276,104 @@ def save_model(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".pt.tmp")
     torch.save({name: t.detach().cpu() for name, t in state.items()}, tmp)
     os.replace(tmp, path)
+
+
+CHECKPOINT_SECONDS = 2.0  # a live run's summary.json is at most this old after a log part is written
+
+
+class RunWriter:
+    """One run directory from its claim to its close; the one writer of ``summary.json`` and ``.hydra/``.
+
+    ``RunWriter.open(path)`` claims ``path`` (refused with :class:`~initlab.runs.lock.DirectoryTaken` if a
+    run holds it) and writes the :class:`~initlab.runs.layout.Summary` record with status ``running``;
+    the run fills :attr:`summary` as it goes; :meth:`close` writes the final record (with ``wall_seconds``)
+    and releases the directory, whatever happened. As a context manager an exception closes it
+    ``failed`` (``interrupted`` for Ctrl-C) and propagates.
+    """
+
+    def __init__(self, claimed: Claim, kind: str = "train", seed: int | None = None) -> None:
+        self.claim = claimed
+        self.path = claimed.path
+        self.summary = Summary(kind=kind, seed=seed)
+        self.started = time.perf_counter()
+        self.closed = False
+        self._written = time.monotonic()
+        self.write_summary()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        key: str = "run_dir",
+        timestamped: bool = False,
+        overwrite: bool = False,
+        way_out: str | None = None,
+        kind: str = "train",
+        seed: int | None = None,
+    ) -> RunWriter:
+        """Claim ``path`` (see :func:`~initlab.runs.lock.claim` for ``key``, ``timestamped``, ``overwrite``
+        and ``way_out``) and start its record."""
+        return cls(claim(path, key, timestamped, overwrite, way_out), kind, seed)
+
+    def write_summary(self) -> None:
+        """Write :attr:`summary` to ``summary.json`` (atomically)."""
+        write_json(self.path / SUMMARY_FILE, self.summary.to_dict())
+        self._written = time.monotonic()
+
+    def checkpoint(self, every: float | None = None) -> None:
+        """Rewrite ``summary.json`` (still ``running``) if ``every`` seconds (default
+        :data:`CHECKPOINT_SECONDS`) passed since the last write: a run killed hard says how far it got."""
+        every = CHECKPOINT_SECONDS if every is None else every
+        if not self.closed and time.monotonic() - self._written >= every:
+            self.write_summary()
+
+    def write_hydra(
+        self,
+        config: Mapping[str, Any],
+        overrides: Sequence[str] | None = None,
+        hydra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The ``.hydra/`` files of a run made without Hydra's app, replacing any there: ``config.yaml``,
+        and ``overrides.yaml`` and ``hydra.yaml`` when given."""
+        import yaml
+
+        shutil.rmtree(self.path / HYDRA_DIR, ignore_errors=True)
+        (self.path / HYDRA_DIR).mkdir()
+        files = {CONFIG_FILE: config, OVERRIDES_FILE: overrides, HYDRA_FILE: hydra}
+        for name, data in files.items():
+            if data is not None:
+                text = yaml.safe_dump(data if isinstance(data, Mapping) else list(data), sort_keys=False)
+                (self.path / name).write_text(text)
+
+    def close(self, status: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Write the final record (``status`` and ``fields`` set, ``wall_seconds``) and release the
+        directory; returns the record as a dict. A second call only returns it."""
+        if not self.closed:
+            self.closed = True
+            self.summary.update(fields, **({"status": status} if status else {}))
+            self.summary.wall_seconds = round(time.perf_counter() - self.started, 3)
+            try:
+                if self.path.is_dir():
+                    self.write_summary()
+            finally:
+                self.claim.release()
+        return self.summary.to_dict()
+
+    def discard(self) -> None:
+        """The run was refused before it started: remove what it created, release the directory."""
+        self.closed = True
+        self.claim.discard()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.close(self.summary.status if self.summary.status != "running" else "completed")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", error=f"{kind.__name__}: {exc}")

@@ -1,12 +1,16 @@
-"""Sweeps: per-job settings for parallel launchers, and the Hydra callback that indexes a sweep.
+"""The Hydra callbacks of ``initlab run`` (the run directory, the sweep index) and per-job settings.
 
 ``initlab run -m ...`` is a Hydra multirun. The launcher (``hydra/launcher=basic|joblib|submitit_local|
 submitit_slurm``) decides where the jobs run; each job writes its own directory ``<sweep dir>/<job num>/``
-with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds two things on top:
+with ``.hydra/overrides.yaml`` and ``summary.json``. This module adds three things on top:
 
 * :func:`configure_job` -- called by every job of a multirun (from ``initlab.cli._task``): under a parallel
   launcher it gives the job ``cores // parallel jobs`` torch threads (so jobs do not oversubscribe the
   CPUs) and turns its tqdm bar off (bars of parallel jobs would garble each other);
+* :class:`RunDirCallback` -- a Hydra callback (``hydra.callbacks.run_dir``) that claims a single run's
+  directory before Hydra writes into it (:func:`initlab.runs.lock.claim`) and hands it to the task through
+  the :class:`~initlab.sweep.session.Session`; for a multirun it makes the sweep's directory, refusing one
+  that holds an earlier sweep unless ``resume=true`` (:func:`initlab.runs.lock.claim_sweep`);
 * :class:`SweepCallback` -- a Hydra callback (``hydra.callbacks.sweep_index`` in ``conf/config.yaml``) that
   prints one line per finished job, and when the multirun ends writes the index ``sweep.parquet``
   (:mod:`initlab.sweep.index`, which also holds ``initlab sweep-index``) and prints a summary line.
@@ -21,20 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from initlab.errors import one_line_warnings
-from initlab.runs import job_dirs, read_summary
+from initlab.errors import AbortRun, UserError, one_line_warnings
+from initlab.runs import find_jobs, read_summary
+from initlab.runs.layout import INDEX_FILE, Summary
+from initlab.runs.lock import claim, claim_sweep, is_timestamped
 from initlab.sweep import lifeline
-from initlab.sweep.index import (
-    INDEX_FILE,
-    describe_failures,
-    failures,
-    still_running,
-    summary_line,
-    write_index,
-)
+from initlab.sweep.index import describe_failures, failures, summary_line, write_index
 from initlab.sweep.resume import KEEP_STATUSES, snapshot, was_kept
+from initlab.sweep.session import SESSION, Session
 
 # --------------------------------------------------------------------------------------------------
 # Per-job settings under parallel launchers
@@ -126,29 +126,28 @@ def configure_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The Hydra callback
+# The Hydra callbacks
 # --------------------------------------------------------------------------------------------------
 
-_last_exit_code = 0  # set by SweepCallback.on_multirun_end, read (and reset) by exit_code()
-_swept_keys: set[str] = set()  # what the running sweep varies (set by SweepCallback.on_multirun_start)
-_running_sweep: Path | None = None  # the sweep directory between on_multirun_start and on_multirun_end
 JOB_GRACE_SECONDS = 10.0  # how long an interrupted sweep waits for its jobs to record their status
 
 
-def index_interrupted_sweep() -> Path | None:
+def _still_running(job_dir: Path) -> bool:
+    summary = Summary.from_dict(read_summary(job_dir))
+    return summary.status == "running" and summary.alive()
+
+
+def index_interrupted_sweep(session: Session = SESSION) -> Path | None:
     """Index a sweep that Ctrl-C stopped (from what its jobs left on disk); returns the index's path.
 
     Jobs in other processes (submitit's) got the Ctrl-C too and are still recording their status: the index
     waits for them, up to ``JOB_GRACE_SECONDS``.
     """
-    global _running_sweep
-    sweep_dir, _running_sweep = _running_sweep, None
+    sweep_dir, session.sweep_dir = session.sweep_dir, None
     if sweep_dir is None or not sweep_dir.is_dir():
         return None
     deadline = time.monotonic() + JOB_GRACE_SECONDS
-    while time.monotonic() < deadline and any(
-        s.get("status") == "running" and still_running(s) for s in map(read_summary, job_dirs(sweep_dir))
-    ):
+    while time.monotonic() < deadline and any(map(_still_running, find_jobs(sweep_dir))):
         time.sleep(0.1)
     write_index(sweep_dir)
     return sweep_dir / INDEX_FILE
@@ -171,23 +170,57 @@ def swept_keys(config: DictConfig) -> set[str]:
     return keys | set(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
 
 
-def job_label(hydra_cfg: DictConfig) -> str:
+def job_label(hydra_cfg: DictConfig, session: Session = SESSION) -> str:
     """A job's name for its progress bar: ``job 3: init=kaiming seed=1`` (the values the sweep varies)."""
-    values = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+") in _swept_keys]
+    swept = session.swept_keys
+    values = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+") in swept]
     return " ".join([f"job {hydra_cfg.job.num}:", *values]) if values else f"job {hydra_cfg.job.num}"
-
-
-def exit_code() -> int:
-    """1 if the last multirun of this process had a job that failed, else 0 (for ``initlab run -m``)."""
-    global _last_exit_code
-    code, _last_exit_code = _last_exit_code, 0
-    return code
 
 
 def _is_multirun(config: DictConfig) -> bool:
     from hydra.types import RunMode
 
     return OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+
+
+def _timestamped(config: DictConfig, key: str) -> bool:
+    """Whether the directory setting ``hydra.<key>.dir`` is Hydra's ``${now:...}`` default kind."""
+    raw = OmegaConf.to_container(config.hydra[key], resolve=False)
+    return is_timestamped(str(raw.get("dir", ""))) if isinstance(raw, dict) else False
+
+
+class RunDirCallback(Callback):
+    """Claims a single run's directory before Hydra writes into it; makes a sweep's directory.
+
+    A refusal (the directory is taken, or cannot be made) stops ``initlab run`` with one line and exit
+    status 2 (:class:`~initlab.errors.AbortRun`: Hydra turns an ``Exception`` in a callback into a warning).
+    """
+
+    def __init__(self, session: Session | None = None) -> None:
+        self.session = session or SESSION
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(str(config.hydra.run.dir))
+        try:
+            claimed = claim(path, "hydra.run.dir", _timestamped(config, "run"))
+        except UserError as exc:
+            raise AbortRun(str(exc)) from None
+        self.session.claim = claimed
+        if claimed.path != path:
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.run.dir = str(claimed.path)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(str(config.hydra.sweep.dir))
+        try:
+            resume = config.get("resume") is True
+            made = claim_sweep(path, "hydra.sweep.dir", _timestamped(config, "sweep"), resume)
+        except UserError as exc:
+            raise AbortRun(str(exc)) from None
+        if made != path:  # the jobs compose their config anew: they learn the directory from overrides
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.sweep.dir = str(made)
+                config.hydra.overrides.hydra.append(f"hydra.sweep.dir={made}")
 
 
 class SweepCallback(Callback):
@@ -197,16 +230,15 @@ class SweepCallback(Callback):
     under submitit); the other two run in the ``initlab run -m`` process.
     """
 
+    def __init__(self, session: Session | None = None) -> None:
+        self.session = session or SESSION
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _running_sweep, _swept_keys
-        _running_sweep = Path(str(config.hydra.sweep.dir))
-        _swept_keys = swept_keys(config)
+        sweep_dir = self.session.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.session.swept_keys = swept_keys(config)
         if config.get("resume") is True:  # record what the jobs find before Hydra rewrites their .hydra/
-            done = [e for e in snapshot(_running_sweep).values() if e["status"] in KEEP_STATUSES]
-            print(
-                f"resume: {len(done)} finished runs in {_running_sweep}; same-config jobs are kept",
-                flush=True,
-            )
+            done = [e for e in snapshot(sweep_dir).values() if e["status"] in KEEP_STATUSES]
+            print(f"resume: {len(done)} finished runs in {sweep_dir}; same-config jobs are kept", flush=True)
         launcher = config.hydra.launcher
         kind = launcher_kind(launcher)
         how = ""
@@ -226,7 +258,7 @@ class SweepCallback(Callback):
             return
         where = f"job {config.hydra.job.num} ({' '.join(config.hydra.overrides.task)})"
         text = f"{where}: {status} after {summary.get('steps_done')} steps"
-        if was_kept(config.hydra.runtime.output_dir):
+        if was_kept(config.hydra.runtime.output_dir, self.session):
             text = f"{where}: kept ({status} after {summary.get('steps_done')} steps)"
         if summary.get("final_test_accuracy") is not None:
             text += f", test accuracy {summary['final_test_accuracy']:.4f}"
@@ -238,13 +270,12 @@ class SweepCallback(Callback):
         print(text, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global _last_exit_code, _running_sweep
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        _running_sweep = None
+        self.session.sweep_dir = None
         if not sweep_dir.is_dir():
             return
         index = write_index(sweep_dir)
         print(summary_line(index, sweep_dir / INDEX_FILE), flush=True)
         for line in describe_failures(index):
             print(line, flush=True)
-        _last_exit_code = 1 if len(failures(index)) else 0
+        self.session.exit_code = 1 if len(failures(index)) else 0

@@ -1,5 +1,9 @@
 """The sweep index ``sweep.parquet``: one row per job directory of a sweep, built from those alone.
 
+The job directories are those of :func:`initlab.runs.layout.find_jobs`: every run below the sweep
+directory (the rule of ``initlab plot`` too) and every directory Hydra set up for a job that never wrote
+anything (status ``missing``).
+
 It can be rebuilt at any time (``initlab sweep-index DIR``): after cluster jobs finished out of order, or
 after deleting or rerunning some jobs. The job directories are read through :mod:`initlab.runs`.
 
@@ -27,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,36 +38,15 @@ from typing import Any
 import pandas as pd
 
 from initlab.errors import UserError
-from initlab.runs import HYDRA_DIR, SUMMARY_FILE, Run, job_dirs, read_summary
-from initlab.sweep.lifeline import process_alive
-
-INDEX_FILE = "sweep.parquet"
+from initlab.runs import Run, find_jobs, is_job, read_summary
+from initlab.runs.layout import FINISHED, INDEX_FIELDS, INDEX_FILE, Summary
 
 # summary.json fields copied into the index, in column order (any other ``final_*`` field is added too).
-SUMMARY_COLUMNS = [
-    "status",
-    "error",
-    "steps_done",
-    "diverged_at",
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_test_loss",
-    "final_test_accuracy",
-    "wall_seconds",
-    "startup_seconds",
-]
+SUMMARY_COLUMNS = list(INDEX_FIELDS)
 INT_COLUMNS = ("job", "steps_done", "diverged_at")
 # Statuses of a job that ran to its end; anything else makes `initlab run -m` exit with 1.
-OK_STATUSES = ("completed", "diverged")
-STATUS_ORDER = ("completed", "diverged", "failed", "interrupted", "running", "missing")
-
-
-def still_running(summary: dict[str, Any]) -> bool:
-    """Whether the process that wrote a ``running`` summary still runs (unknowable for another host)."""
-    pid, host = summary.get("pid"), summary.get("host")
-    if not isinstance(pid, int) or host != platform.node():
-        return True
-    return process_alive(pid)
+OK_STATUSES = FINISHED
+STATUS_ORDER = (*FINISHED, "failed", "interrupted", "running", "missing")
 
 
 def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,7 +67,7 @@ def job_row(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         summary = {"status": "missing", "error": f"unreadable .hydra files: {reason}"}
     fields: dict[str, Any] = {"job": job}
     fields.update({key: summary.get(key) for key in SUMMARY_COLUMNS})
-    if fields["status"] == "running" and not still_running(summary):
+    if fields["status"] == "running" and not Summary.from_dict(summary).alive():
         fields.update(status="interrupted", error=f"its process ({summary['pid']}) ended without a status")
     fields.update({k: v for k, v in summary.items() if k.startswith("final_") and k not in fields})
     fields["dir"] = str(job_dir.resolve())
@@ -107,7 +89,7 @@ def _uniform_column(values: pd.Series) -> pd.Series:
 def build_index(sweep_dir: str | Path) -> pd.DataFrame:
     """The sweep index of ``sweep_dir``, built from its job directories alone (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
-    rows = [job_row(d) for d in job_dirs(sweep_dir)]
+    rows = [job_row(d) for d in find_jobs(sweep_dir)]
     rows.sort(key=lambda r: (r[1]["job"] is None, r[1]["job"] or 0, r[1]["dir"]))
     override_keys: list[str] = []
     for overrides, _ in rows:
@@ -203,9 +185,9 @@ def check_sweep_dir(path: Path) -> None:
     expected = "expected a sweep directory (outputs/multirun/DATE/TIME) holding job directories"
     if not path.is_dir():
         raise UserError(f"{path} is not a directory: {expected}")
-    if (path / HYDRA_DIR).is_dir() or (path / SUMMARY_FILE).is_file():
+    if is_job(path):
         raise UserError(f"{path} is a run directory, not a sweep directory: {expected}")
-    if not job_dirs(path):
+    if not find_jobs(path):
         raise UserError(f"{path} holds no job directories (with .hydra/overrides.yaml): {expected}")
 
 

@@ -23,6 +23,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from initlab.runs.layout import process_alive
+
 ENV_VAR = "INITLAB_LAUNCHER_PID"
 EXIT_ORPHANED = 130
 GRACE_SECONDS = 20.0  # an interrupted job closes its logs and indexes its sweep within this time
@@ -51,20 +53,6 @@ def launcher_pid() -> int | None:
     """The launcher's process id, or None in the launcher itself and outside sweeps."""
     pid = int(os.environ.get(ENV_VAR) or 0)
     return pid if pid and pid != os.getpid() else None
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a process that exited but was not reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    with contextlib.suppress(OSError):
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115  (Linux only; elsewhere trust os.kill)
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 def _wait_for_exit(pid: int) -> None:
