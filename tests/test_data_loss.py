@@ -307,3 +307,27 @@ def test_a_run_never_hides_runs_below_its_directory(tmp_path: Path) -> None:
     with pytest.raises(DirectoryTaken, match=rf"run_dir={tmp_path / 'nb'} .*holds runs in its subdirector"):
         initlab.run([*TINY, "train.steps=2"], run_dir=tmp_path / "nb")
     assert [r.path.name for r in collect_runs([tmp_path])] == ["kaiming"]
+
+
+def test_a_full_disk_while_merging_keeps_the_flushed_parts(tmp_path: Path, monkeypatch) -> None:
+    """The merge of a log's parts fails (no space left): the parts stay readable, no half-written file."""
+    import errno
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from initlab.runs.write import ParquetLog
+
+    log = ParquetLog(tmp_path / "layers.parquet", max_rows=2)
+    log.append([{"step": 0, "v": 1.0}, {"step": 1, "v": 2.0}])
+    log.append([{"step": 2, "v": 3.0}, {"step": 3, "v": 4.0}])
+
+    def full(self, table, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    with pytest.raises(OSError, match="No space"):
+        log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.parquet.parts"]
+    kept = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "layers.parquet.parts").iterdir()))
+    assert kept["v"].tolist() == [1.0, 2.0, 3.0, 4.0]

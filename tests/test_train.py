@@ -105,6 +105,16 @@ def test_run_writes_the_contract_files(make_cfg, tmp_path: Path) -> None:
     assert m.epoch.tolist() == pytest.approx(m.step * 10 / 200)  # batch 10, 200 examples
     assert (m.lr == cfg.optim.lr).all() and (m.reg_loss == 0).all()
     assert (tmp_path / "layers.parquet").is_file() and (tmp_path / "hists.parquet").is_file()
+    # the probe's record, as initlab.probe writes it: every parameter of the MLP probed, its layers named
+    assert s["param_coverage"] == 1.0 and s["params_left_out"] == {}
+    layers = [(r["layer"], r["kind"]) for r in s["probed_layers"]]
+    assert layers == [(1, "weight"), (2, "weight"), (3, "weight")]
+    assert s["probed_layers"][0]["act"] == "Tanh" and s["probed_layers"][-1]["act"] is None
+
+
+def test_probes_off_record_no_coverage(make_cfg, tmp_path: Path) -> None:
+    s = train(make_cfg("probe=off", "train.steps=2"), tmp_path)
+    assert "param_coverage" not in s and "probed_layers" not in s
 
 
 def test_zero_steps_logs_the_initial_network(make_cfg, tmp_path: Path) -> None:

@@ -375,4 +375,5 @@ def _loop(run: Training) -> dict[str, Any]:
         "status": "diverged" if diverged_at is not None else "completed",
         "diverged_at": diverged_at,
         **final,
+        **probe.report(),  # the parameter coverage and the probed layers, as initlab.probe records them
     }

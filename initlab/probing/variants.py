@@ -79,6 +79,9 @@ class NullProbe:
     def close(self) -> None:
         pass
 
+    def report(self) -> dict[str, Any]:
+        return {}
+
 
 def make_probe(
     model: nn.Module,

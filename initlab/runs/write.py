@@ -125,9 +125,13 @@ class ParquetLog:
         tables = [pq.read_table(f) for f in files]
         schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
         tmp = self.path.with_suffix(".parquet.tmp")
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for table in tables:
-                writer.write_table(table.cast(schema))
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for table in tables:
+                    writer.write_table(table.cast(schema))
+        except BaseException:  # a full disk, an interrupt: the parts stay, nothing half-written beside them
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
         shutil.rmtree(self.parts)
 
