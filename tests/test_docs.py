@@ -60,8 +60,9 @@ def bash_commands(page: Path) -> list[str]:
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), flags=re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                commands.append(line.strip())
+            line = re.sub(r"\s+# .*$", "", line).strip()  # a trailing comment is not part of the command
+            if line and not line.startswith("#"):
+                commands.append(line)
     return commands
 
 
