@@ -159,6 +159,7 @@ def test_draw_warns_about_what_it_left_out(tmp_path: Path) -> None:
         initlab.draw_curves(empty)
 
 
+@pytest.mark.slow
 def test_notebook_example_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib
 

@@ -45,6 +45,7 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_run_writes_a_valid_run_directory(tmp_path: Path, tiny_overrides: list[str]) -> None:
     run_dir = tmp_path / "run"
     overrides = [*tiny_overrides, "init=kaiming", "train.eval_every=10"]
@@ -118,6 +119,7 @@ def test_unknown_group_option_keeps_hydras_message(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_diverging_run_is_not_an_error(tmp_path: Path, tiny_overrides: list[str]) -> None:
     run_dir = tmp_path / "run"
     diverging = ["init=normal", "init.std=10", "model.depth=6", "optim.lr=10", "act=relu", "probe=off"]

@@ -62,6 +62,7 @@ def test_help_lists_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"{name}  " in out and description in out
 
 
+@pytest.mark.slow
 def test_real_sweep_every_figure_png_and_pdf(
     real: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,6 +151,7 @@ def _broken_sweep(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_bad_runs_draw_what_can_be_drawn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _broken_sweep(tmp_path / "broken")
     assert P.main([str(root), "--steps", "0,last"]) == 0

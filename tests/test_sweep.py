@@ -149,6 +149,7 @@ def test_ctrl_c_stops_the_sweep_and_indexes_what_ran(tmp_path, monkeypatch, caps
     assert f"indexed in {sweep_dir / 'sweep.parquet'}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_experiment_preset_carries_its_sweep(tmp_path, monkeypatch, capsys):
     presets = tmp_path / "conf" / "experiment"
     presets.mkdir(parents=True)
